@@ -1,0 +1,3 @@
+from hgm.cli import main
+
+main()

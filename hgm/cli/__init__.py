@@ -1,0 +1,47 @@
+"""The `hgm` command line.
+
+Each command lives in its own module under `hgm.cli` and exposes `register(app)`.
+Modules import only typer at load time; heavy libraries (litellm, swebench, docker,
+textual) are imported inside the command functions so `hgm --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+COMMAND_MODULES = (
+    "hgm.cli.runs",
+    "hgm.cli.doctor",
+    "hgm.cli.sandbox_cmd",
+    "hgm.cli.gateway_cmd",
+    "hgm.cli.eval_cmd",
+    "hgm.cli.run_cmd",
+    "hgm.cli.simulate_cmd",
+)
+
+
+def build_app() -> typer.Typer:
+    """Create the CLI application with every command module that is present."""
+    app = typer.Typer(
+        name="hgm",
+        help="Evolve a coding agent by letting it rewrite its own code (Huxley-Gödel Machine).",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(app)
+    return app
+
+
+def main() -> None:
+    """Entry point of the `hgm` console script."""
+    build_app()()
