@@ -1,0 +1,120 @@
+"""The agent loop: ask the model, run its one command, show it the result, repeat.
+
+Every step appends to one plain list of messages. The loop stops when the model submits,
+or on a limit (steps, tokens), a budget refusal, or repeated model failures. Nothing the
+model sends can make it raise.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from . import prompts
+from .actions import FormatError, parse_action
+from .llm import LLMClient, LLMError
+from .shell import Observation, Shell
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_steps: int = 30
+    command_timeout: float = 60.0
+    max_output: int = 10_000
+    max_tokens: int = 200_000
+    max_reply_chars: int = 100_000
+    max_failed_calls: int = 3  # model failures in a row (after retries) that end the attempt
+
+
+@dataclass
+class Outcome:
+    exit_reason: str  # submitted | step_limit | cost_limit | model_refused | error
+    steps: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    detail: str = ""
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def count_tokens(outcome: Outcome, usage: dict, messages: list[dict], reply: str) -> dict:
+    """Add the call's usage to `outcome` (estimated at 4 characters a token if missing)."""
+    prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+    if not prompt and not completion:
+        total = usage.get("total_tokens", 0)
+        prompt = total or sum(len(str(m.get("content", ""))) for m in messages) // 4
+        completion = 0 if total else len(reply) // 4
+        usage = {"prompt_tokens": prompt, "completion_tokens": completion, "estimated": not total}
+    outcome.prompt_tokens += prompt
+    outcome.completion_tokens += completion
+    return usage
+
+
+def describe(obs: Observation, limits: Limits) -> str:
+    if obs.timed_out:
+        return prompts.TIMED_OUT.format(timeout=limits.command_timeout, cwd=obs.cwd, output=obs.output)
+    return prompts.OBSERVATION.format(exit_code=obs.exit_code, cwd=obs.cwd, output=obs.output)
+
+
+def run(messages: list[dict], llm: LLMClient, shell: Shell, limits: Limits,
+        record: Callable[[dict], None]) -> Outcome:
+    """Run the loop on `messages` (system + task); `record` gets one dict per step."""
+    outcome = Outcome("step_limit")
+    unrecorded = list(messages)
+    failures = 0
+    while True:
+        if outcome.steps >= limits.max_steps:
+            outcome.exit_reason = "step_limit"
+            return outcome
+        if outcome.tokens >= limits.max_tokens:
+            outcome.exit_reason, outcome.detail = "cost_limit", f"{outcome.tokens} tokens used"
+            return outcome
+        outcome.steps += 1
+        entry: dict = {"step": outcome.steps, "time": time.time(), "action": None, "observation": None}
+        started = time.monotonic()
+        try:
+            reply = llm.chat(messages)
+        except LLMError as err:
+            entry.update(messages=unrecorded, llm_error=str(err), llm_seconds=time.monotonic() - started)
+            unrecorded = []
+            record(entry)
+            failures += 1
+            stop = {"budget": "cost_limit", "refused": "model_refused"}.get(err.kind)
+            if stop or failures >= limits.max_failed_calls:
+                outcome.exit_reason, outcome.detail = stop or "error", str(err)
+                return outcome
+            continue
+        failures = 0
+        entry["llm_seconds"] = time.monotonic() - started
+        entry["tokens"] = count_tokens(outcome, reply.usage, messages, reply.content)
+        content = reply.content
+        try:
+            if len(content) > limits.max_reply_chars:
+                content = content[: limits.max_reply_chars // 2] + "\n[... reply cut by the agent ...]"
+                raise FormatError(prompts.TOO_LONG.format(length=len(reply.content), limit=limits.max_reply_chars))
+            action = parse_action(content)
+        except FormatError as err:
+            action, entry["format_error"] = None, str(err)
+            answer = prompts.FORMAT_ERROR.format(error=err)
+        messages.append({"role": "assistant", "content": content})
+        unrecorded.append(messages[-1])
+        if action is not None and action.is_submit:
+            entry.update(action="submit", messages=unrecorded)
+            record(entry)
+            outcome.exit_reason = "submitted"
+            return outcome
+        if action is not None:
+            obs = shell.run(action.command)
+            entry["action"], entry["observation"] = action.command, asdict(obs)
+            answer = describe(obs, limits)
+        left = limits.max_steps - outcome.steps
+        if 0 < left <= 3:
+            answer += prompts.STEPS_LEFT.format(left=left)
+        messages.append({"role": "user", "content": answer})
+        unrecorded.append(messages[-1])
+        entry.update(messages=unrecorded, step_seconds=time.monotonic() - started)
+        unrecorded = []
+        record(entry)
