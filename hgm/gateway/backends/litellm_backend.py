@@ -1,0 +1,90 @@
+"""Any provider litellm knows (`openai/...`, `anthropic/...`, `ollama/...`, `hosted_vllm/...`).
+
+litellm is imported on first use only: the import takes seconds. Provider keys are read by
+litellm from this process's environment; they never appear in replies (errors are redacted).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+from hgm.gateway.types import (
+    BackendError,
+    Completion,
+    CompletionParams,
+    Message,
+    TransientBackendError,
+)
+
+TRANSIENT_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+
+
+def import_litellm() -> Any:
+    """Import litellm offline (local price map, no telemetry)."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.telemetry = False
+    litellm.drop_params = True  # e.g. `seed` for providers without it
+    return litellm
+
+
+class LitellmBackend:
+    """Calls `litellm.completion` (no retries inside: the gateway retries)."""
+
+    def __init__(self, model: str, api_base: str | None = None, timeout: float = 300.0) -> None:
+        self.name = model
+        self._model = model
+        self._api_base = api_base
+        self._timeout = timeout
+        self._litellm = import_litellm()
+
+    def complete(self, messages: Sequence[Message], params: CompletionParams) -> Completion:
+        litellm = self._litellm
+        kwargs: dict[str, Any] = {
+            "model": self._model,
+            "messages": [m.as_dict() for m in messages],
+            "timeout": self._timeout,
+            "num_retries": 0,
+        }
+        if self._api_base:
+            kwargs["api_base"] = self._api_base
+        for name in ("max_tokens", "temperature", "top_p", "seed"):
+            value = getattr(params, name)
+            if value is not None:
+                kwargs[name] = value
+        if params.stop:
+            kwargs["stop"] = list(params.stop)
+        try:
+            response = litellm.completion(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - classified below
+            raise classify_error(exc) from exc
+        choice = response.choices[0]
+        usage = getattr(response, "usage", None)
+        return Completion(
+            text=choice.message.content or "",
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            cost=self._cost(response),
+            finish_reason=choice.finish_reason or "stop",
+        )
+
+    def _cost(self, response: Any) -> float:
+        try:
+            return float(self._litellm.completion_cost(completion_response=response) or 0.0)
+        except Exception:  # noqa: BLE001 - a model without a known price costs 0
+            return 0.0
+
+
+def classify_error(exc: Exception) -> BackendError:
+    """Map a provider exception to a retryable or final gateway error."""
+    status = getattr(exc, "status_code", None)
+    name = exc.__class__.__name__
+    message = f"{name}: {getattr(exc, 'message', None) or exc}"
+    transient_names = ("Timeout", "APIConnectionError", "RateLimitError", "ServiceUnavailable", "InternalServerError")
+    if isinstance(status, int) and status in TRANSIENT_STATUSES or any(n in name for n in transient_names):
+        code = status if isinstance(status, int) else (504 if "Timeout" in name else 502)
+        return TransientBackendError(message, status=code, kind="provider_error")
+    code = status if isinstance(status, int) and 400 <= status < 600 else 502
+    return BackendError(message, status=code, kind="provider_error")

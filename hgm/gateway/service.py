@@ -1,0 +1,130 @@
+"""The gateway's logic, independent of HTTP: validate, budget, call with retries, record."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+from hgm.gateway.budget import BudgetExceeded, BudgetLedger
+from hgm.gateway.config import GatewayConfig
+from hgm.gateway.protocol import (
+    RequestError,
+    completion_body,
+    error_body,
+    messages_hash,
+    parse_chat_request,
+    parse_tags,
+)
+from hgm.gateway.records import CallRecord, Recorder
+from hgm.gateway.redact import redact
+from hgm.gateway.retry import call_with_retries
+from hgm.gateway.types import Backend, BackendError, Completion
+
+BUDGET_STATUS = 402  # not 429: generic clients retry 429, but a spent budget stays spent
+
+
+class ChatService:
+    """Answers chat-completions requests; one instance per gateway, shared by all threads."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        recorder: Recorder,
+        backend_for: Callable[[str], Backend],
+        ledger: BudgetLedger,
+    ) -> None:
+        self.config = config
+        self.ledger = ledger
+        self._recorder = recorder
+        self._backend_for = backend_for
+        self._record_lock = threading.Lock()
+
+    def handle(self, body: bytes, tags_header: str | None) -> tuple[int, dict[str, Any]]:
+        """Answer one request: (HTTP status, JSON body). Never raises."""
+        started_at, t0 = time.time(), time.perf_counter()
+        record = CallRecord(started_at=started_at, tags={}, model=self.config.model, status=0)
+        try:
+            tags = parse_tags(tags_header)
+            tags.update(self.config.run_tags)
+            record = dataclasses.replace(record, tags=tags)
+            request = parse_chat_request(body, tags)
+        except RequestError as exc:
+            return self._fail(record, t0, exc.status, exc.message, exc.kind)
+        spec = self.config.aliases.get(request.model, self.config.model)
+        params = self._with_defaults(request.params)
+        record = dataclasses.replace(record, model=spec, messages_hash=messages_hash(request.messages))
+        try:
+            self.ledger.check(tags)
+        except BudgetExceeded as exc:
+            return self._fail(record, t0, BUDGET_STATUS, str(exc), "budget_exceeded")
+        attempts = 0
+        try:
+            backend = self._backend_for(spec)
+
+            def call() -> Completion:
+                nonlocal attempts
+                attempts += 1
+                return backend.complete(request.messages, params)
+
+            completion, _ = call_with_retries(
+                call,
+                self.config.retry_attempts,
+                self.config.retry_initial_wait,
+                self.config.retry_max_wait,
+            )
+        except BackendError as exc:
+            record = dataclasses.replace(record, attempts=attempts)
+            return self._fail(record, t0, exc.status, exc.message, exc.kind)
+        except Exception as exc:  # noqa: BLE001 - a backend bug must not kill the server
+            record = dataclasses.replace(record, attempts=attempts)
+            message = f"backend {spec} failed: {exc.__class__.__name__}: {exc}"
+            return self._fail(record, t0, 500, message, "internal_error")
+        tokens = completion.prompt_tokens + completion.completion_tokens
+        self.ledger.add(tags, tokens, completion.cost)
+        self._emit(
+            dataclasses.replace(
+                record,
+                status=200,
+                prompt_tokens=completion.prompt_tokens,
+                completion_tokens=completion.completion_tokens,
+                cost=completion.cost,
+                latency_s=time.perf_counter() - t0,
+                attempts=attempts,
+                response=completion.text,
+                finish_reason=completion.finish_reason,
+            )
+        )
+        return 200, completion_body(completion, request.model or self.config.alias)
+
+    def _with_defaults(self, params: Any) -> Any:
+        config = self.config
+        max_tokens = params.max_tokens if params.max_tokens is not None else config.default_max_tokens
+        if config.max_tokens_cap is not None:
+            max_tokens = min(max_tokens or config.max_tokens_cap, config.max_tokens_cap)
+        return dataclasses.replace(
+            params,
+            max_tokens=max_tokens,
+            temperature=params.temperature if params.temperature is not None else config.temperature,
+            seed=params.seed if params.seed is not None else config.seed,
+        )
+
+    def _fail(
+        self, record: CallRecord, t0: float, status: int, message: str, kind: str
+    ) -> tuple[int, dict[str, Any]]:
+        message = redact(message)
+        self._emit(
+            dataclasses.replace(
+                record, status=status, latency_s=time.perf_counter() - t0, error=f"{kind}: {message}"
+            )
+        )
+        return status, error_body(message, kind)
+
+    def _emit(self, record: CallRecord) -> None:
+        try:
+            with self._record_lock:
+                self._recorder(record)
+        except Exception as exc:  # noqa: BLE001 - a broken sink must not fail the call
+            print(f"hgm gateway: recorder failed: {exc!r}", file=sys.stderr)
