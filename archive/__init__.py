@@ -1,0 +1,48 @@
+"""The run archive: one directory per run, holding hgm.db (SQLite) and agents.git.
+
+Public API:
+    Run.create(run_dir, config, seed_agent_dir) / Run.open(run_dir, writable=False)
+    EvalRecord, ExpansionRecord   what the search loop records
+    Tree, Node                    read-only in-memory snapshot (Run.tree())
+    ArchiveError and subclasses   one-line, user-facing errors
+    best_belief, wilson_interval  statistics on 0/1 evaluations (archive.stats)
+"""
+
+from archive.errors import (
+    ArchiveError,
+    CorruptDatabase,
+    DuplicateEvaluation,
+    MissingGitStore,
+    NewerSchema,
+    NotARun,
+    ReadOnlyRun,
+    RunExists,
+    RunLocked,
+    UnknownNode,
+)
+from archive.records import EvalRecord, ExpansionRecord
+from archive.run import EXPORT_FORMATS, Run, RunInfo, validate
+from archive.schema import SCHEMA_VERSION
+from archive.tree import Node, Tree
+
+__all__ = [
+    "ArchiveError",
+    "CorruptDatabase",
+    "DuplicateEvaluation",
+    "EXPORT_FORMATS",
+    "EvalRecord",
+    "ExpansionRecord",
+    "MissingGitStore",
+    "NewerSchema",
+    "Node",
+    "NotARun",
+    "ReadOnlyRun",
+    "Run",
+    "RunExists",
+    "RunInfo",
+    "RunLocked",
+    "SCHEMA_VERSION",
+    "Tree",
+    "UnknownNode",
+    "validate",
+]

@@ -1,0 +1,83 @@
+"""Plain records written to the archive: one finished evaluation, one expansion attempt."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from archive.schema import EVAL_STATUSES, EXPANSION_STATUSES, UNMEASURED_EVAL_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class EvalRecord:
+    """A finished evaluation of one node on one task.
+
+    The utility follows from the status: 1 for `resolved`, None (not a measurement) for
+    `error_infra` and `abandoned`, 0 for every other outcome.
+    """
+
+    node_id: int
+    task_id: str
+    status: str
+    started: float | None = None
+    finished: float = field(default_factory=time.time)
+    agent_s: float | None = None
+    grade_s: float | None = None
+    total_s: float | None = None
+    tokens: int = 0
+    cost_usd: float = 0.0
+    trajectory_path: str | None = None
+    log_path: str | None = None
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status not in EVAL_STATUSES:
+            raise ValueError(f"unknown evaluation status {self.status!r}; expected one of {', '.join(EVAL_STATUSES)}")
+
+    @property
+    def utility(self) -> int | None:
+        if self.status in UNMEASURED_EVAL_STATUSES:
+            return None
+        return 1 if self.status == "resolved" else 0
+
+    def row(self) -> tuple:
+        return (
+            self.node_id, self.task_id, self.utility, self.status, self.started, self.finished,
+            self.agent_s, self.grade_s, self.total_s, self.tokens, self.cost_usd,
+            self.trajectory_path, self.log_path, self.detail,
+        )
+
+
+EVAL_COLUMNS = (
+    "node_id, task_id, utility, status, started, finished, agent_s, grade_s, total_s, "
+    "tokens, cost_usd, trajectory_path, log_path, detail"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpansionRecord:
+    """A finished attempt to make a child of `parent_id` (child_id is set only when ok)."""
+
+    parent_id: int
+    status: str
+    child_id: int | None = None
+    reason: str = ""
+    cost_usd: float = 0.0
+    tokens: int = 0
+    started: float | None = None
+    finished: float = field(default_factory=time.time)
+    lesson: str = ""
+    diagnosis: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status not in EXPANSION_STATUSES:
+            raise ValueError(f"unknown expansion status {self.status!r}; expected one of {', '.join(EXPANSION_STATUSES)}")
+
+    def row(self, child_id: int | None = None) -> tuple:
+        return (
+            self.parent_id, self.child_id if child_id is None else child_id, self.status, self.reason,
+            self.cost_usd, self.tokens, self.started, self.finished, self.lesson, self.diagnosis,
+        )
+
+
+EXPANSION_COLUMNS = "parent_id, child_id, status, reason, cost_usd, tokens, started, finished, lesson, diagnosis"

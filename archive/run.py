@@ -1,0 +1,498 @@
+"""A run on disk: `Run.create` makes one, `Run.open` reads or resumes one.
+
+Layout of a run directory:
+    hgm.db      SQLite (WAL): run, nodes, evaluations, expansions, llm_calls, events
+    agents.git  bare git repository, branch node/<id> per agent version
+    hgm.lock    the writer's lock (pid inside while a writer holds it)
+
+Opening validates everything before creating or changing any file, so a wrong path, a
+corrupt or newer database or a missing git store fails with an ArchiveError and leaves
+the directory untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+from archive import db, schema
+from archive.errors import (
+    ArchiveError,
+    CorruptDatabase,
+    DuplicateEvaluation,
+    MissingGitStore,
+    NotARun,
+    ReadOnlyRun,
+    RunExists,
+    UnknownNode,
+)
+from archive.lock import RunLock, holder_pid, pid_alive
+from archive.records import EVAL_COLUMNS, EXPANSION_COLUMNS, EvalRecord, ExpansionRecord
+from archive.tree import Tree, build_tree
+
+if TYPE_CHECKING:
+    from archive.agents_git import AgentStore
+
+DB_NAME = "hgm.db"
+GIT_NAME = "agents.git"
+EXPORT_FORMATS = ("dir", "patch", "bundle")
+
+
+def _hgm_version() -> str:
+    try:
+        return metadata.version("hgm")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def validate(run_dir: Path) -> int:
+    """Check that `run_dir` is a usable run without writing anything; return its schema version."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise NotARun(f"{run_dir} does not exist; pass a run directory (see `hgm runs`)")
+    if not run_dir.is_dir():
+        raise NotARun(f"{run_dir} is a file, not a run directory; pass a run directory (see `hgm runs`)")
+    db_path = run_dir / DB_NAME
+    if not db_path.is_file():
+        raise NotARun(f"{run_dir} is not an hgm run (no {DB_NAME}); pass a run directory (see `hgm runs`)")
+    version = db.inspect(db_path)
+    git_dir = run_dir / GIT_NAME
+    if not ((git_dir / "HEAD").is_file() and (git_dir / "objects").is_dir() and (git_dir / "refs").is_dir()):
+        raise MissingGitStore(
+            f"{run_dir} has no usable {GIT_NAME} (agent versions); restore it from a backup, "
+            "the database alone cannot rebuild the agents"
+        )
+    return version
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """Summary of a run for listings."""
+
+    path: str
+    created: float
+    updated: float
+    status: str  # as recorded, except a `running` run whose writer is dead shows `crashed`
+    hgm_version: str
+    nodes: int
+    evaluations: int
+
+
+class Run:
+    """An open run. Use as a context manager or call `close()`."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, lock: RunLock | None) -> None:
+        self.path = Path(path)
+        self._conn = conn
+        self._lock = lock
+        self._write_mutex = threading.Lock()
+        self._agents: AgentStore | None = None
+        row = self._read_one("SELECT config FROM run WHERE id = 1")
+        if row is None:
+            raise CorruptDatabase(f"{self.path / DB_NAME} has no run row; restore it from a backup or start a new run")
+        self.config: dict[str, Any] = json.loads(row[0])
+
+    # ----- opening and closing -------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls, run_dir: Path, config: dict[str, Any], seed_agent_dir: Path, *, hgm_version: str | None = None
+    ) -> "Run":
+        """Make a new run with `config` frozen and the seed agent as node 0; open it for writing.
+
+        The run is built in a hidden sibling directory and renamed into place, so a crash
+        during creation leaves no half-made run behind.
+        """
+        from archive.agents_git import AgentStore
+
+        run_dir = Path(run_dir)
+        if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+            raise RunExists(f"{run_dir} already exists and is not empty; choose a new run directory")
+        seed_agent_dir = Path(seed_agent_dir)
+        if not seed_agent_dir.is_dir():
+            raise ArchiveError(f"seed agent directory {seed_agent_dir} does not exist; pass the agent's source folder")
+        try:
+            config_json = json.dumps(config, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise ArchiveError(f"run config cannot be stored as JSON ({exc}); pass plain values only") from exc
+
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = run_dir.parent / f".{run_dir.name}.creating-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        try:
+            store = AgentStore.init(tmp / GIT_NAME)
+            commit = store.add_version(0, seed_agent_dir, None, "node 0: seed")
+            store.close()
+            conn = db.create(tmp / DB_NAME)
+            now = time.time()
+            with db.transaction(conn):
+                conn.execute(
+                    "INSERT INTO run (id, created, updated, status, config, hgm_version) VALUES (1, ?, ?, 'stopped', ?, ?)",
+                    (now, now, config_json, hgm_version or _hgm_version()),
+                )
+                conn.execute(
+                    "INSERT INTO nodes (id, parent_id, commit_sha, created, operator) VALUES (0, NULL, ?, ?, 'seed')",
+                    (commit, now),
+                )
+                conn.execute("INSERT INTO events (time, kind, payload) VALUES (?, 'created', '{}')", (now,))
+            conn.close()
+            if run_dir.exists():
+                run_dir.rmdir()
+            os.rename(tmp, run_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return cls.open(run_dir, writable=True)
+
+    @classmethod
+    def open(cls, run_dir: Path, *, writable: bool = False) -> "Run":
+        """Open an existing run. Writers take the run lock (RunLocked if a live writer has it).
+
+        A writer that finds the lock left by a dead process takes it over; if that run
+        was `running`, it is marked `crashed` and a `lock_takeover` event is logged.
+        """
+        run_dir = Path(run_dir)
+        version = validate(run_dir)
+        if not writable:
+            return cls(run_dir, _connect(run_dir, writable=False), None)
+        lock = RunLock(run_dir)
+        try:
+            conn = _connect(run_dir, writable=True)
+            if version < schema.SCHEMA_VERSION:
+                schema.migrate(conn, version)
+            run = cls(run_dir, conn, lock)
+            run._prune_orphan_branches()
+            if lock.stale_pid is not None:
+                run.log_event("lock_takeover", {"dead_pid": lock.stale_pid, "previous_status": run.status})
+                if run.status == "running":
+                    run.set_status("crashed")
+        except BaseException:
+            lock.release()
+            raise
+        return run
+
+    def close(self) -> None:
+        """Close the database and git store and release the lock (idempotent)."""
+        if self._agents is not None:
+            self._agents.close()
+            self._agents = None
+        self._conn.close()
+        if self._lock is not None:
+            self._lock.release()
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def writable(self) -> bool:
+        return self._lock is not None and self._lock.held
+
+    @property
+    def agents(self) -> "AgentStore":
+        """The git store of agent versions (opened on first use)."""
+        if self._agents is None:
+            from archive.agents_git import AgentStore
+
+            self._agents = AgentStore(self.path / GIT_NAME)
+        return self._agents
+
+    # ----- reading -------------------------------------------------------------------
+
+    def _read_one(self, sql: str, params: tuple = ()) -> tuple | None:
+        try:
+            return self._conn.execute(sql, params).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(self.path, exc) from exc
+
+    def _read_all(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
+        try:
+            cur = self._conn.execute(sql, params)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(self.path, exc) from exc
+
+    @property
+    def status(self) -> str:
+        return self._read_one("SELECT status FROM run WHERE id = 1")[0]
+
+    def info(self) -> RunInfo:
+        """Counts and status for listings."""
+        created, updated, status, version = self._read_one(
+            "SELECT created, updated, status, hgm_version FROM run WHERE id = 1"
+        )
+        if status == "running" and not self.writable:
+            pid = holder_pid(self.path)
+            if pid is None or not pid_alive(pid):
+                status = "crashed"
+        (n_nodes,) = self._read_one("SELECT COUNT(*) FROM nodes")
+        (n_evals,) = self._read_one("SELECT COUNT(*) FROM evaluations WHERE utility IS NOT NULL")
+        return RunInfo(str(self.path), created, updated, status, version, n_nodes, n_evals)
+
+    def tree(self) -> Tree:
+        """A fresh in-memory snapshot of the tree."""
+        try:
+            return build_tree(self._conn)
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(self.path, exc) from exc
+
+    def node(self, node_id: int) -> dict[str, Any]:
+        """Every column of one node (UnknownNode if absent)."""
+        rows = self._read_all("SELECT * FROM nodes WHERE id = ?", (node_id,))
+        if not rows:
+            raise UnknownNode(f"run {self.path} has no node {node_id}; see `hgm show {self.path}`")
+        return rows[0]
+
+    def evaluations(self, node_id: int | None = None) -> list[dict[str, Any]]:
+        """Evaluation rows (all, or one node's), in recording order."""
+        if node_id is None:
+            return self._read_all("SELECT * FROM evaluations ORDER BY id")
+        return self._read_all("SELECT * FROM evaluations WHERE node_id = ? ORDER BY id", (node_id,))
+
+    def expansions(self) -> list[dict[str, Any]]:
+        """Expansion attempts, in recording order."""
+        return self._read_all("SELECT * FROM expansions ORDER BY id")
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Logged events (payload decoded), optionally of one kind."""
+        sql, params = "SELECT * FROM events ORDER BY id", ()
+        if kind is not None:
+            sql, params = "SELECT * FROM events WHERE kind = ? ORDER BY id", (kind,)
+        rows = self._read_all(sql, params)
+        for row in rows:
+            row["payload"] = json.loads(row["payload"])
+        return rows
+
+    def evaluated_pairs(self) -> set[tuple[int, str]]:
+        """(node_id, task_id) pairs that have a measured (0/1) evaluation."""
+        try:
+            return set(self._conn.execute("SELECT node_id, task_id FROM evaluations WHERE utility IS NOT NULL"))
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(self.path, exc) from exc
+
+    # ----- writing (each call is one transaction) --------------------------------------
+
+    def _require_writable(self) -> None:
+        if not self.writable:
+            raise ReadOnlyRun(f"run {self.path} is open read-only; open it with writable=True to change it")
+
+    def _write(self, sql: str, params: tuple = ()) -> int:
+        self._require_writable()
+        with self._write_mutex, db.transaction(self._conn):
+            cur = self._conn.execute(sql, params)
+        return cur.lastrowid
+
+    def set_status(self, status: str) -> None:
+        """Set the run status (running / stopped / finished / crashed) and log it."""
+        if status not in schema.RUN_STATUSES:
+            raise ValueError(f"unknown run status {status!r}; expected one of {', '.join(schema.RUN_STATUSES)}")
+        self._require_writable()
+        now = time.time()
+        with self._write_mutex, db.transaction(self._conn):
+            self._conn.execute("UPDATE run SET status = ?, updated = ? WHERE id = 1", (status, now))
+            self._conn.execute(
+                "INSERT INTO events (time, kind, payload) VALUES (?, 'status', ?)", (now, json.dumps({"status": status}))
+            )
+
+    def log_event(self, kind: str, payload: dict[str, Any] | None = None) -> int:
+        """Append an event; returns its id."""
+        return self._write(
+            "INSERT INTO events (time, kind, payload) VALUES (?, ?, ?)",
+            (time.time(), kind, json.dumps(payload or {}, default=str)),
+        )
+
+    def record_eval(self, record: EvalRecord) -> int:
+        """Store one finished evaluation in one transaction; returns its row id."""
+        self._require_writable()
+        try:
+            with self._write_mutex, db.transaction(self._conn):
+                cur = self._conn.execute(f"INSERT INTO evaluations ({EVAL_COLUMNS}) VALUES ({_marks(14)})", record.row())
+                self._conn.execute("UPDATE run SET updated = ? WHERE id = 1", (record.finished,))
+        except sqlite3.IntegrityError as exc:
+            raise self._integrity(exc, record.node_id, record.task_id) from exc
+        return cur.lastrowid
+
+    def record_evals(self, records: Iterable[EvalRecord]) -> int:
+        """Store many evaluations in one transaction (bulk import, benchmarks); returns the count."""
+        self._require_writable()
+        rows = [r.row() for r in records]
+        try:
+            with self._write_mutex, db.transaction(self._conn):
+                self._conn.executemany(f"INSERT INTO evaluations ({EVAL_COLUMNS}) VALUES ({_marks(14)})", rows)
+                self._conn.execute("UPDATE run SET updated = ? WHERE id = 1", (time.time(),))
+        except sqlite3.IntegrityError as exc:
+            raise self._integrity(exc, None, None) from exc
+        return len(rows)
+
+    def record_expansion(self, record: ExpansionRecord) -> int:
+        """Store one finished expansion attempt (failed or abandoned ones; see `add_node`)."""
+        self._require_writable()
+        try:
+            with self._write_mutex, db.transaction(self._conn):
+                cur = self._conn.execute(
+                    f"INSERT INTO expansions ({EXPANSION_COLUMNS}) VALUES ({_marks(10)})", record.row()
+                )
+                self._conn.execute("UPDATE run SET updated = ? WHERE id = 1", (record.finished,))
+        except sqlite3.IntegrityError as exc:
+            raise self._integrity(exc, record.parent_id, None) from exc
+        return cur.lastrowid
+
+    def add_node(
+        self,
+        parent_id: int,
+        agent_dir: Path,
+        operator: str = "",
+        lesson: str = "",
+        diagnosis: str = "",
+        *,
+        expansion: ExpansionRecord | None = None,
+        status: str = "active",
+    ) -> int:
+        """Commit `agent_dir` as a child of `parent_id` and add its node row; returns the new id.
+
+        Git first (branch node/<id>), then the DB row, and the successful `expansion`
+        record if given, in one transaction. A crash between the two leaves a branch
+        without a row, which the next writable open prunes.
+        """
+        self._require_writable()
+        if expansion is not None and (expansion.status != "ok" or expansion.parent_id != parent_id):
+            raise ValueError("the expansion of a new node must have status 'ok' and the same parent")
+        with self._write_mutex:
+            parent = self._read_one("SELECT commit_sha FROM nodes WHERE id = ?", (parent_id,))
+            if parent is None:
+                raise UnknownNode(f"run {self.path} has no node {parent_id} to expand")
+            (node_id,) = self._read_one("SELECT COALESCE(MAX(id), -1) + 1 FROM nodes")
+            message = f"node {node_id}: {operator or 'child'} of node {parent_id}"
+            commit = self.agents.add_version(node_id, Path(agent_dir), parent[0], message)
+            try:
+                now = time.time()
+                with db.transaction(self._conn):
+                    self._conn.execute(
+                        "INSERT INTO nodes (id, parent_id, commit_sha, created, status, operator, lesson, diagnosis)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (node_id, parent_id, commit, now, status, operator, lesson, diagnosis),
+                    )
+                    if expansion is not None:
+                        self._conn.execute(
+                            f"INSERT INTO expansions ({EXPANSION_COLUMNS}) VALUES ({_marks(10)})", expansion.row(node_id)
+                        )
+                    self._conn.execute("UPDATE run SET updated = ? WHERE id = 1", (now,))
+            except BaseException:
+                self.agents.delete_branch(node_id)
+                raise
+        return node_id
+
+    def record_llm_call(
+        self,
+        *,
+        model: str = "",
+        purpose: str = "",
+        node_id: int | None = None,
+        task_id: str | None = None,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        cost_usd: float = 0.0,
+        latency_s: float | None = None,
+        error: str | None = None,
+        at: float | None = None,
+    ) -> int:
+        """Store one LLM call with its tags; returns its row id."""
+        return self._write(
+            "INSERT INTO llm_calls (time, node_id, task_id, purpose, model, prompt_tokens, completion_tokens,"
+            " cost_usd, latency_s, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (at or time.time(), node_id, task_id, purpose, model, prompt_tokens, completion_tokens,
+             cost_usd, latency_s, error),
+        )
+
+    def _integrity(self, exc: sqlite3.IntegrityError, node_id: int | None, task_id: str | None) -> ArchiveError:
+        text = str(exc)
+        if "UNIQUE" in text:
+            what = f"node {node_id} on task {task_id!r}" if node_id is not None else "a (node, task) pair"
+            return DuplicateEvaluation(f"{what} already has a measured evaluation in {self.path}")
+        if "FOREIGN KEY" in text:
+            return UnknownNode(f"run {self.path} has no node {node_id}" if node_id is not None else f"unknown node id in {self.path}")
+        return ArchiveError(f"the archive refused a row ({text})")
+
+    def _prune_orphan_branches(self) -> None:
+        """Delete node/<id> branches that have no DB row (left by a crash inside add_node)."""
+        known = {row[0] for row in self._conn.execute("SELECT id FROM nodes")}
+        for node_id in self.agents.node_ids():
+            if node_id not in known:
+                self.agents.delete_branch(node_id)
+
+    # ----- agent versions ------------------------------------------------------------
+
+    def commit_of(self, node_id: int) -> str:
+        return self.node(node_id)["commit_sha"]
+
+    def checkout(self, node_id: int, dest: Path) -> None:
+        """Write node `node_id`'s agent files into `dest` (must not exist or be empty)."""
+        self.agents.checkout(self.commit_of(node_id), Path(dest))
+
+    def diff(self, old_id: int, new_id: int) -> str:
+        """What evolution changed from one version to another, as a unified diff."""
+        return self.agents.diff(self.commit_of(old_id), self.commit_of(new_id))
+
+    def export(self, node_id: int, dest: Path, fmt: str = "dir") -> Path:
+        """Write a version as a runnable directory, a patch against the seed, or a git bundle.
+
+        Written under a temporary name next to `dest` and renamed into place, so an
+        interrupted export leaves nothing behind. `dest` must not exist.
+        """
+        if fmt not in EXPORT_FORMATS:
+            raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
+        dest = Path(dest)
+        if dest.exists() or dest.is_symlink():
+            raise FileExistsError(f"{dest} already exists; choose a new path or remove it")
+        commit = self.commit_of(node_id)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.parent / f".{dest.name}.partial-{os.getpid()}"
+        try:
+            if fmt == "dir":
+                self.agents.checkout(commit, tmp)
+            elif fmt == "patch":
+                root = self._read_one("SELECT commit_sha FROM nodes WHERE parent_id IS NULL ORDER BY id LIMIT 1")[0]
+                tmp.write_text(self.agents.diff(root, commit))
+            else:
+                self.agents.bundle(node_id, tmp)
+            os.rename(tmp, dest)
+        except BaseException as exc:
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+            if exc.__class__.__name__ == "GitCommandError":  # gitpython's, imported lazily
+                stderr = (getattr(exc, "stderr", "") or "").strip().splitlines()
+                raise ArchiveError(
+                    f"git could not export node {node_id} ({stderr[-1] if stderr else exc}); "
+                    f"{self.path / GIT_NAME} may be damaged"
+                ) from exc
+            raise
+        return dest
+
+
+def _connect(run_dir: Path, *, writable: bool) -> sqlite3.Connection:
+    try:
+        return db.connect(run_dir / DB_NAME, writable=writable)
+    except sqlite3.DatabaseError as exc:
+        raise _corrupt(run_dir, exc) from exc
+
+
+def _corrupt(run_dir: Path, exc: Exception) -> CorruptDatabase:
+    return CorruptDatabase(f"{Path(run_dir) / DB_NAME} is unreadable ({exc}); restore it from a backup or start a new run")
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)

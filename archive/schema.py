@@ -1,0 +1,139 @@
+"""The SQLite schema of hgm.db: DDL, version, and migrations.
+
+The schema version lives in `PRAGMA user_version`; `PRAGMA application_id` marks the
+file as an hgm database so a foreign SQLite file is told apart from a corrupt one.
+Times are Unix seconds (REAL); money is USD (REAL).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x48474D31  # "HGM1"
+
+RUN_STATUSES = ("running", "stopped", "finished", "crashed")
+EVAL_STATUSES = (
+    "resolved",
+    "unresolved",
+    "empty_patch",
+    "patch_failed",
+    "timeout",
+    "error_infra",
+    "abandoned",
+)
+UNMEASURED_EVAL_STATUSES = ("error_infra", "abandoned")  # utility NULL: not the agent's fault
+EXPANSION_STATUSES = ("ok", "failed", "abandoned")
+REQUIRED_TABLES = ("run", "nodes", "evaluations", "expansions", "llm_calls", "events")
+
+
+def _quoted(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+DDL = f"""
+CREATE TABLE run (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    created     REAL NOT NULL,
+    updated     REAL NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ({_quoted(RUN_STATUSES)})),
+    config      TEXT NOT NULL,          -- frozen JSON, never updated
+    hgm_version TEXT NOT NULL
+);
+
+CREATE TABLE nodes (
+    id        INTEGER PRIMARY KEY,
+    parent_id INTEGER REFERENCES nodes(id),
+    commit_sha TEXT NOT NULL,
+    created   REAL NOT NULL,
+    status    TEXT NOT NULL DEFAULT 'active',
+    operator  TEXT NOT NULL DEFAULT '',
+    lesson    TEXT NOT NULL DEFAULT '',
+    diagnosis TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX nodes_parent ON nodes(parent_id);
+
+CREATE TABLE evaluations (
+    id              INTEGER PRIMARY KEY,
+    node_id         INTEGER NOT NULL REFERENCES nodes(id),
+    task_id         TEXT NOT NULL,
+    utility         INTEGER CHECK (utility IN (0, 1)),
+    status          TEXT NOT NULL CHECK (status IN ({_quoted(EVAL_STATUSES)})),
+    started         REAL,
+    finished        REAL NOT NULL,
+    agent_s         REAL,
+    grade_s         REAL,
+    total_s         REAL,
+    tokens          INTEGER NOT NULL DEFAULT 0,
+    cost_usd        REAL NOT NULL DEFAULT 0,
+    trajectory_path TEXT,
+    log_path        TEXT,
+    detail          TEXT NOT NULL DEFAULT '',
+    CHECK ((utility = 1) = (status = 'resolved')),
+    CHECK ((utility IS NULL) = (status IN ({_quoted(UNMEASURED_EVAL_STATUSES)})))
+);
+CREATE INDEX evaluations_node ON evaluations(node_id);
+-- one measurement per (node, task); infra errors and abandoned attempts may repeat
+CREATE UNIQUE INDEX evaluations_measured ON evaluations(node_id, task_id)
+    WHERE utility IS NOT NULL;
+
+CREATE TABLE expansions (
+    id        INTEGER PRIMARY KEY,
+    parent_id INTEGER NOT NULL REFERENCES nodes(id),
+    child_id  INTEGER REFERENCES nodes(id),
+    status    TEXT NOT NULL CHECK (status IN ({_quoted(EXPANSION_STATUSES)})),
+    reason    TEXT NOT NULL DEFAULT '',
+    cost_usd  REAL NOT NULL DEFAULT 0,
+    tokens    INTEGER NOT NULL DEFAULT 0,
+    started   REAL,
+    finished  REAL NOT NULL,
+    lesson    TEXT NOT NULL DEFAULT '',
+    diagnosis TEXT NOT NULL DEFAULT '',
+    CHECK ((child_id IS NOT NULL) = (status = 'ok'))
+);
+CREATE INDEX expansions_parent ON expansions(parent_id);
+
+-- node_id / task_id are tags, not foreign keys: the gateway may tag a call before
+-- the node it works for exists (e.g. during an expansion).
+CREATE TABLE llm_calls (
+    id                INTEGER PRIMARY KEY,
+    time              REAL NOT NULL,
+    node_id           INTEGER,
+    task_id           TEXT,
+    purpose           TEXT NOT NULL DEFAULT '',
+    model             TEXT NOT NULL DEFAULT '',
+    prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd          REAL NOT NULL DEFAULT 0,
+    latency_s         REAL,
+    error             TEXT
+);
+
+CREATE TABLE events (
+    id      INTEGER PRIMARY KEY,
+    time    REAL NOT NULL,
+    kind    TEXT NOT NULL,
+    payload TEXT NOT NULL DEFAULT '{{}}'
+);
+"""
+
+# MIGRATIONS[v] upgrades a database from version v to v + 1 (SQL script).
+MIGRATIONS: dict[int, str] = {}
+
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    """Create every table in an empty database and stamp the version (one transaction)."""
+    conn.executescript(
+        "BEGIN;\n"
+        + DDL
+        + f"\nPRAGMA application_id = {APPLICATION_ID};"
+        + f"\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
+    )
+
+
+def migrate(conn: sqlite3.Connection, from_version: int) -> None:
+    """Upgrade an older database to SCHEMA_VERSION, one version per transaction."""
+    for version in range(from_version, SCHEMA_VERSION):
+        conn.executescript(
+            f"BEGIN;\n{MIGRATIONS[version]}\nPRAGMA user_version = {version + 1};\nCOMMIT;"
+        )

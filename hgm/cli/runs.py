@@ -1,0 +1,267 @@
+"""`hgm runs`, `hgm show` and `hgm export`: read runs from the archive.
+
+The archive (and gitpython behind it) is imported inside the commands so `hgm --help`
+stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import typer
+
+from hgm.cli.common import fail, print_json
+
+if TYPE_CHECKING:
+    from archive import Run, Tree
+
+DEFAULT_RUNS_DIR = Path("runs")
+BELIEF_QUANTILE = 0.05
+
+
+def resolve_run_dir(run: str, runs_dir: Path = DEFAULT_RUNS_DIR) -> Path:
+    """A run given as a path, or as the name of a run under `runs_dir`."""
+    path = Path(run)
+    if not path.exists() and not path.is_absolute() and (runs_dir / run).exists():
+        return runs_dir / run
+    return path
+
+
+@contextlib.contextmanager
+def open_run(run: str, *, writable: bool = False) -> Iterator["Run"]:
+    """Open a run for a command; archive problems become a one-line error and exit 2."""
+    from archive import ArchiveError, Run
+
+    try:
+        handle = Run.open(resolve_run_dir(run), writable=writable)
+    except ArchiveError as exc:
+        fail(str(exc))
+    try:
+        yield handle
+    except ArchiveError as exc:
+        fail(str(exc))
+    finally:
+        handle.close()
+
+
+def _when(ts: float | None) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+def _iso(ts: float | None) -> str | None:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="seconds") if ts else None
+
+
+def node_rows(tree: "Tree") -> list[dict[str, Any]]:
+    """One dict per node in tree order: counts, mean, 95% Wilson interval, belief score."""
+    from archive.stats import belief_scores, wilson_interval
+
+    beliefs = belief_scores(tree, BELIEF_QUANTILE)
+    clades = tree.clade_counts()
+    rows = []
+    for node, depth in tree.preorder():
+        n, s = len(node.evals), node.successes
+        lo, hi = wilson_interval(s, n)
+        cs, cf = clades[node.id]
+        rows.append(
+            {
+                "id": node.id,
+                "parent": node.parent_id,
+                "depth": depth,
+                "evals": n,
+                "resolved": s,
+                "mean": s / n if n else None,
+                "ci95": [lo, hi] if n else None,
+                "belief": beliefs[node.id],
+                "clade_evals": cs + cf,
+                "clade_mean": cs / (cs + cf) if cs + cf else None,
+                "status": node.status,
+                "operator": node.operator,
+                "commit": node.commit,
+            }
+        )
+    return rows
+
+
+def best_summary(tree: "Tree") -> dict[str, Any] | None:
+    """The best-belief node with its own mean, or None before any evaluation."""
+    from archive.stats import best_belief
+
+    best = best_belief(tree, BELIEF_QUANTILE)
+    if best is None:
+        return None
+    node = tree[best]
+    return {"node": best, "mean": node.successes / len(node.evals), "evals": len(node.evals)}
+
+
+def _find_runs(directory: Path) -> list[Path]:
+    if (directory / "hgm.db").exists():
+        return [directory]
+    return sorted(p for p in directory.iterdir() if p.is_dir() and (p / "hgm.db").exists())
+
+
+def _run_summary(path: Path) -> dict[str, Any]:
+    from archive import ArchiveError, Run
+
+    try:
+        with Run.open(path) as run:
+            info = run.info()
+            best = best_summary(run.tree())
+    except ArchiveError as exc:
+        return {"id": path.name, "path": str(path), "status": "unreadable", "error": str(exc)}
+    return {
+        "id": path.name,
+        "path": str(path),
+        "created": _iso(info.created),
+        "updated": _iso(info.updated),
+        "status": info.status,
+        "nodes": info.nodes,
+        "evaluations": info.evaluations,
+        "best": best,
+        "hgm_version": info.hgm_version,
+    }
+
+
+def _fmt_mean(mean: float | None, ci: list[float] | None) -> str:
+    if mean is None:
+        return "-"
+    return f"{mean:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else f"{mean:.2f}"
+
+
+def register(app: typer.Typer) -> None:
+    """Add `runs`, `show` and `export` to `app`."""
+
+    @app.command("runs")
+    def runs_cmd(
+        directory: Path = typer.Argument(DEFAULT_RUNS_DIR, help="Folder holding run directories."),
+        json_out: bool = typer.Option(False, "--json", help="Print the runs as JSON."),
+    ) -> None:
+        """List the runs in a folder: id, created, status, nodes, evaluations, best score."""
+        if not directory.is_dir():
+            fail(f"{directory} is not a folder; pass the folder that holds your runs (default ./runs)")
+        summaries = [_run_summary(p) for p in _find_runs(directory)]
+        summaries.sort(key=lambda r: r.get("created") or "")
+        if json_out:
+            print_json(summaries)
+            return
+        if not summaries:
+            typer.echo(f"no runs in {directory}")
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"runs in {directory}")
+        for col in ("id", "created", "status", "nodes", "evaluations", "best score"):
+            table.add_column(col, justify="right" if col in ("nodes", "evaluations") else "left")
+        for r in summaries:
+            if r["status"] == "unreadable":
+                table.add_row(r["id"], "-", "[red]unreadable[/red]", "-", "-", r["error"])
+                continue
+            best = r["best"]
+            best_text = f"{best['mean']:.2f} (node {best['node']}, {best['evals']} evals)" if best else "-"
+            created = dt.datetime.fromisoformat(r["created"]).astimezone().strftime("%Y-%m-%d %H:%M")
+            table.add_row(r["id"], created, r["status"], str(r["nodes"]), str(r["evaluations"]), best_text)
+        Console().print(table)
+
+    @app.command("show")
+    def show_cmd(
+        run: str = typer.Argument(..., help="Run directory (or its name under ./runs)."),
+        json_out: bool = typer.Option(False, "--json", help="Print the tree as JSON."),
+    ) -> None:
+        """Show a run's tree: node, parent, evaluations, mean with 95% interval, status."""
+        with open_run(run) as handle:
+            info = handle.info()
+            tree = handle.tree()
+        rows = node_rows(tree)
+        best = best_summary(tree)
+        failed = [
+            {"id": f.id, "parent": f.parent_id, "status": f.status, "reason": f.reason} for f in tree.failed_expansions
+        ]
+        if json_out:
+            print_json(
+                {
+                    "run": {
+                        "id": Path(info.path).name,
+                        "path": info.path,
+                        "created": _iso(info.created),
+                        "status": info.status,
+                        "nodes": info.nodes,
+                        "evaluations": info.evaluations,
+                    },
+                    "best": best,
+                    "nodes": rows,
+                    "failed_expansions": failed,
+                }
+            )
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        best_id = best["node"] if best else None
+        table = Table(
+            title=f"{Path(info.path).name}: {info.status}, {info.nodes} nodes, {info.evaluations} evaluations",
+            caption="mean = own resolved rate [95% Wilson interval]; * = best belief (5% Beta quantile)",
+        )
+        for col, justify in (
+            ("node", "left"), ("parent", "right"), ("evals", "right"), ("mean [95%]", "left"),
+            ("clade", "right"), ("status", "left"), ("operator", "left"),
+        ):
+            table.add_column(col, justify=justify)
+        for r in rows:
+            label = "  " * r["depth"] + ("└ " if r["depth"] else "") + str(r["id"]) + (" *" if r["id"] == best_id else "")
+            clade = f"{r['clade_mean']:.2f}/{r['clade_evals']}" if r["clade_mean"] is not None else "-"
+            table.add_row(
+                label,
+                "-" if r["parent"] is None else str(r["parent"]),
+                str(r["evals"]),
+                _fmt_mean(r["mean"], r["ci95"]),
+                clade,
+                r["status"],
+                r["operator"],
+            )
+        console = Console()
+        console.print(table)
+        if failed:
+            ftable = Table(title=f"{len(failed)} expansion(s) without a child")
+            for col in ("attempt", "parent", "status", "reason"):
+                ftable.add_column(col)
+            for f in failed:
+                ftable.add_row(str(f["id"]), str(f["parent"]), f["status"], f["reason"][:120])
+            console.print(ftable)
+
+    @app.command("export")
+    def export_cmd(
+        run: str = typer.Argument(..., help="Run directory (or its name under ./runs)."),
+        to: Path = typer.Option(..., "--to", help="Where to write (must not exist)."),
+        node: int = typer.Option(None, "--node", help="Node id to export."),
+        best: bool = typer.Option(False, "--best", help="Export the best-belief node (5% Beta quantile)."),
+        fmt: str = typer.Option("dir", "--format", help="dir (runnable agent), patch (vs the seed), or bundle (git)."),
+        json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    ) -> None:
+        """Export an agent version as a runnable directory, a patch against the seed, or a git bundle."""
+        from archive import EXPORT_FORMATS
+
+        if fmt not in EXPORT_FORMATS:
+            fail(f"unknown --format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
+        if (node is None) == (not best):
+            fail("give exactly one of --node N or --best")
+        if to.exists() or to.is_symlink():
+            fail(f"{to} already exists; choose a new path or remove it")
+        with open_run(run) as handle:
+            if best:
+                summary = best_summary(handle.tree())
+                if summary is None:
+                    fail("no node of this run has been evaluated yet; pass --node N instead of --best")
+                node = summary["node"]
+            handle.node(node)  # UnknownNode -> one-line error
+            try:
+                written = handle.export(node, to, fmt)
+            except (OSError, ValueError) as exc:
+                fail(f"export failed: {exc}")
+        if json_out:
+            print_json({"node": node, "format": fmt, "path": str(written)})
+        else:
+            typer.echo(f"exported node {node} as {fmt} to {written}")
