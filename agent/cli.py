@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="total tokens (prompt + completion) for the attempt")
         sub.add_argument("--llm-timeout", type=float, default=600.0, metavar="SECONDS",
                          help="timeout of one model call")
+        sub.add_argument("--llm-attempts", type=int, default=3,
+                         help="tries per model call on transient errors (5xx, connection)")
     return parser
 
 
@@ -64,12 +66,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--repo {args.repo}: not a git work tree (run `git init` and commit first)")
     if args.mode == "improve" and not os.path.isfile(os.path.join(args.repo, "agent", "__main__.py")):
         parser.error(f"--repo {args.repo}: improve needs the folder that contains agent/")
-    for name in ("max_steps", "max_output", "max_tokens", "command_timeout", "llm_timeout"):
+    for name in ("max_steps", "max_output", "max_tokens", "command_timeout", "llm_timeout", "llm_attempts"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     environ = dict(os.environ)
     try:
-        llm = LLMClient.from_env(environ, timeout=args.llm_timeout)
+        llm = LLMClient.from_env(environ, timeout=args.llm_timeout, attempts=args.llm_attempts)
     except ValueError as err:
         parser.error(str(err))
     limits = Limits(max_steps=args.max_steps, command_timeout=args.command_timeout,

@@ -97,7 +97,7 @@ class LLMClient:
         self.scheme, self.host, self.port, self.path = parse_url(url)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str], timeout: float = 600.0) -> "LLMClient":
+    def from_env(cls, environ: dict[str, str], timeout: float = 600.0, attempts: int = 3) -> "LLMClient":
         """Build from HGM_LLM_URL / HGM_LLM_MODEL / HGM_LLM_TAGS; ValueError if unusable."""
         url = environ.get("HGM_LLM_URL", "").strip()
         if not url:
@@ -111,7 +111,8 @@ class LLMClient:
             if not isinstance(parsed, dict):
                 raise ValueError("HGM_LLM_TAGS must be a JSON object, e.g. '{\"task\": \"t1\"}'")
             tags = json.dumps(parsed, separators=(",", ":"))
-        return cls(url, environ.get("HGM_LLM_MODEL", "").strip() or "default", tags or None, timeout)
+        model = environ.get("HGM_LLM_MODEL", "").strip() or "default"
+        return cls(url, model, tags or None, timeout, attempts)
 
     def chat(self, messages: list[dict]) -> Reply:
         """Return the model's reply to `messages`, or raise LLMError."""

@@ -74,7 +74,7 @@ class FakeLLM:
         self.server.fake = self
         self.url = url
         self.cleanup = cleanup
-        self.thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
 
     @classmethod
     def tcp(cls, script: list) -> "FakeLLM":
