@@ -1,0 +1,328 @@
+"""Local backend: a temporary directory per session, for hosts without a Docker engine.
+
+Isolation is much weaker than Docker's and the backend says so once per instance:
+
+* Files: sandbox path `/work/x` lives at `<tmp root>/work/x`; commands must spell
+  paths via `session.resolve()`. Nothing stops a command from writing elsewhere on the
+  host with the permissions of the hgm process (as root: anywhere).
+* Mounts become symlinks under the root; `read_only` cannot be enforced.
+* Processes: each command runs in its own session/process group (`start_new_session`)
+  with a unique `HGM_EXEC_ID` in its environment; at the deadline the group and every
+  process carrying that id are SIGKILLed.
+* Limits: `prlimit` (util-linux) sets RLIMIT_AS (memory_mb), RLIMIT_FSIZE, RLIMIT_NPROC
+  (pids) and RLIMIT_CPU (cpu_seconds) on the command before it starts; without `prlimit`
+  a `preexec_fn` does the same (not thread-safe in CPython, hence the preference).
+  RLIMIT_NPROC counts *all* processes of the uid and is ignored for root, so a fork bomb
+  is only contained when hgm runs as an unprivileged user. RLIMIT_AS limits virtual
+  memory, not resident memory. `cpus` is not enforced.
+* Network: `unshare --net` (a new, empty network namespace) when the process may create
+  one (root, or `unshare --map-root-user --net` with unprivileged user namespaces);
+  probed once per backend instance. Otherwise the command has the host's network.
+* Environment: never the parent's (no API keys leak): PATH, HOME, TMPDIR, LANG, then
+  spec.env, then the exec's env.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import resource
+import selectors
+import shutil
+import signal
+import subprocess
+import tarfile
+import tempfile
+import threading
+import time
+import uuid
+import weakref
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from sandbox.api import DEFAULT_MAX_OUTPUT, ExecResult, SandboxError, SandboxSpec
+from sandbox.capture import HeadTailBuffer
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_EXIT_CODE = 124
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+WEAKER_ISOLATION_WARNING = (
+    "hgm sandbox: using the LOCAL backend; isolation is much weaker than Docker's "
+    "(same user and file system as hgm, {network}, memory/process limits via rlimits only). "
+    "Run hgm with a Docker engine for untrusted code."
+)
+
+
+def _kill_tree(pgid: int | None, token: str) -> None:
+    """SIGKILL the process group and every process whose environment carries the token."""
+    needle = f"HGM_EXEC_ID={token}".encode()
+    for _ in range(4):
+        if pgid is not None:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        found = []
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/environ", "rb") as fh:
+                    if needle in fh.read().split(b"\0"):
+                        found.append(int(entry.name))
+            except OSError:
+                continue
+        if not found:
+            return
+        for pid in found:
+            for kill in (lambda p: os.killpg(p, signal.SIGKILL), lambda p: os.kill(p, signal.SIGKILL)):
+                try:
+                    kill(pid)
+                except (ProcessLookupError, PermissionError):
+                    pass
+
+
+def _rlimit_preexec(limits: list[tuple[int, int]]):
+    def apply() -> None:
+        for which, value in limits:
+            resource.setrlimit(which, (value, value))
+
+    return apply
+
+
+class LocalSession:
+    """One temporary directory; see the module docstring."""
+
+    def __init__(self, backend: "LocalBackend", spec: SandboxSpec) -> None:
+        self._backend = backend
+        self.spec = spec
+        self.root = Path(tempfile.mkdtemp(prefix="hgm-sbx-"))
+        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.root), True)
+        self._closed = False
+        try:
+            for sub in ("tmp", "home"):
+                (self.root / sub).mkdir()
+            Path(self.resolve(spec.workdir)).mkdir(parents=True, exist_ok=True)
+            for mount in spec.mounts:
+                link = Path(self.resolve(mount.target))
+                link.parent.mkdir(parents=True, exist_ok=True)
+                if link.exists() or link.is_symlink():
+                    raise SandboxError(f"mount target {mount.target} already exists")
+                link.symlink_to(Path(mount.source).resolve())
+        except BaseException:
+            self.close()
+            raise
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def close(self) -> None:
+        """Delete the session's directory (idempotent)."""
+        self._closed = True
+        self._finalizer()
+
+    def __enter__(self) -> "LocalSession":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SandboxError("the sandbox session is closed")
+
+    # -- paths and files -------------------------------------------------------------
+
+    @property
+    def workdir(self) -> str:
+        return self.spec.workdir
+
+    def resolve(self, path: str) -> str:
+        """Map a sandbox path to its host path under the session root (no escaping via ..)."""
+        if not path.startswith("/"):
+            path = f"{self.spec.workdir.rstrip('/')}/{path}"
+        parts: list[str] = []
+        for part in path.split("/"):
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if parts:
+                    parts.pop()
+                continue
+            parts.append(part)
+        return str(self.root.joinpath(*parts)) if parts else str(self.root)
+
+    def put(self, path: str, data: bytes | Path) -> None:
+        """Write bytes to `path`, or copy a host file/directory there."""
+        self._check_open()
+        target = Path(self.resolve(path))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if isinstance(data, (bytes, bytearray)):
+                target.write_bytes(bytes(data))
+            elif Path(data).is_dir():
+                shutil.copytree(data, target, symlinks=True, dirs_exist_ok=True)
+            elif Path(data).exists():
+                shutil.copy2(data, target)
+            else:
+                raise SandboxError(f"cannot put {data}: no such file or directory")
+        except OSError as exc:
+            raise SandboxError(f"cannot put {path}: {exc}") from exc
+
+    def get(self, path: str) -> bytes:
+        """A file's bytes, or a directory as an uncompressed tar (members `<basename>/...`)."""
+        self._check_open()
+        source = Path(self.resolve(path))
+        if source.is_dir():
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w") as tar:
+                tar.add(str(source), arcname=source.name or "root")
+            return buf.getvalue()
+        try:
+            return source.read_bytes()
+        except OSError as exc:
+            raise SandboxError(f"cannot get {path}: {exc.strerror or exc}") from exc
+
+    # -- commands ------------------------------------------------------------------
+
+    def _environment(self, env: Mapping[str, str] | None, token: str) -> dict[str, str]:
+        return {
+            "PATH": DEFAULT_PATH,
+            "HOME": str(self.root / "home"),
+            "TMPDIR": str(self.root / "tmp"),
+            "LANG": "C.UTF-8",
+            **dict(self.spec.env),
+            **dict(env or {}),
+            "HGM_EXEC_ID": token,
+        }
+
+    def exec(
+        self,
+        cmd: str | Sequence[str],
+        timeout: float = 60.0,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+    ) -> ExecResult:
+        """Run `cmd` (`sh -c` for a string) with a hard deadline that kills its process tree."""
+        self._check_open()
+        argv = ["sh", "-c", cmd] if isinstance(cmd, str) else [str(a) for a in cmd]
+        if not argv:
+            raise SandboxError("empty command")
+        token = uuid.uuid4().hex
+        prefix, preexec = self._backend.launch_prefix(self.spec)
+        cwd = self.resolve(workdir or self.spec.workdir)
+        started = time.monotonic()
+        deadline = started + max(0.0, float(timeout))
+        try:
+            proc = subprocess.Popen(
+                prefix + argv,
+                cwd=cwd,
+                env=self._environment(env, token),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                preexec_fn=preexec,
+            )
+        except OSError as exc:
+            raise SandboxError(f"cannot run {argv[0]}: {exc}") from exc
+        out, err = HeadTailBuffer(max_output), HeadTailBuffer(max_output)
+        timed_out = False
+        try:
+            timed_out = not self._pump(proc, {proc.stdout: out, proc.stderr: err}, deadline)
+        finally:
+            if timed_out or proc.poll() is None:
+                _kill_tree(proc.pid, token)
+            for pipe in (proc.stdout, proc.stderr):
+                pipe.close()
+            proc.wait()
+        return ExecResult(
+            exit_code=TIMEOUT_EXIT_CODE if timed_out else proc.returncode,
+            stdout=out.text(),
+            stderr=err.text(),
+            duration=time.monotonic() - started,
+            timed_out=timed_out,
+            truncated=out.truncated or err.truncated,
+        )
+
+    @staticmethod
+    def _pump(proc: subprocess.Popen, sinks: dict, deadline: float) -> bool:
+        """Read both pipes until both hit EOF and the process exited (True) or the deadline (False)."""
+        with selectors.DefaultSelector() as sel:
+            for pipe in sinks:
+                sel.register(pipe, selectors.EVENT_READ)
+            while sel.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                for key, _ in sel.select(min(left, 1.0)):
+                    chunk = os.read(key.fileobj.fileno(), 1 << 16)
+                    if chunk:
+                        sinks[key.fileobj].write(chunk)
+                    else:
+                        sel.unregister(key.fileobj)
+        while proc.poll() is None:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+
+class LocalBackend:
+    """Opens `LocalSession`s; probes `unshare`/`prlimit` once per instance and warns once."""
+
+    name = "local"
+
+    def __init__(self, cut_network: bool = True) -> None:
+        self._cut_network = cut_network
+        self._lock = threading.Lock()
+        self._net_prefix: list[str] | None = None
+        self._warned = False
+
+    def network_prefix(self) -> list[str]:
+        """The command prefix that cuts the network, [] when not permitted (cached)."""
+        with self._lock:
+            if self._net_prefix is None:
+                self._net_prefix = []
+                if self._cut_network and shutil.which("unshare"):
+                    for prefix in (["unshare", "--net", "--"], ["unshare", "--map-root-user", "--net", "--"]):
+                        try:
+                            probe = subprocess.run(prefix + ["true"], capture_output=True, timeout=10, env={"PATH": DEFAULT_PATH})
+                        except (OSError, subprocess.TimeoutExpired):
+                            continue
+                        if probe.returncode == 0:
+                            self._net_prefix = prefix
+                            break
+            return self._net_prefix
+
+    @property
+    def network_isolated(self) -> bool:
+        return bool(self.network_prefix())
+
+    def launch_prefix(self, spec: SandboxSpec) -> tuple[list[str], object]:
+        """(argv prefix, preexec_fn) applying network cut and rlimits for `spec`."""
+        limits = spec.limits
+        mb = 1024 * 1024
+        rlimits = [
+            (resource.RLIMIT_AS, limits.memory_mb * mb),
+            (resource.RLIMIT_FSIZE, limits.file_size_mb * mb),
+            (resource.RLIMIT_NPROC, limits.pids),
+        ]
+        if limits.cpu_seconds:
+            rlimits.append((resource.RLIMIT_CPU, int(limits.cpu_seconds)))
+        prefix = list(self.network_prefix())
+        if shutil.which("prlimit"):
+            names = {resource.RLIMIT_AS: "as", resource.RLIMIT_FSIZE: "fsize", resource.RLIMIT_NPROC: "nproc", resource.RLIMIT_CPU: "cpu"}
+            prefix += ["prlimit"] + [f"--{names[which]}={value}" for which, value in rlimits] + ["--"]
+            return prefix, None
+        return prefix, _rlimit_preexec(rlimits)
+
+    def open(self, spec: SandboxSpec) -> LocalSession:
+        with self._lock:
+            warn, self._warned = not self._warned, True
+        if warn:
+            network = "network cut with unshare" if self.network_prefix() else "NETWORK NOT CUT (unshare not permitted)"
+            log.warning(WEAKER_ISOLATION_WARNING.format(network=network))
+        return LocalSession(self, spec)
