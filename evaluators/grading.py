@@ -1,0 +1,189 @@
+"""Grade a patch: fresh sandbox from the pristine environment, apply, run, parse with swebench.
+
+Grading never reuses the agent's sandbox (the agent may have changed tests or
+tools). Steps: open a new sandbox from the task's image, put the pristine
+repository, apply the model patch (`git apply`, then `--3way`, then `patch
+--fuzz`), run the task's eval script (which applies the hidden test patch and
+prints swebench's start/end markers), and grade the log with
+`swebench.harness.grading.get_eval_report`. swebench is imported lazily.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from sandbox.api import Backend, Limits, SandboxError, SandboxSpec, Session
+
+from evaluators.outcomes import GradeResult, Outcome
+from evaluators.repos import GIT_ENV, RepoError
+from evaluators.suite import TESTBED, GradingEnv, Suite
+from evaluators.task import Task
+
+PATCH_PATH = "/tmp/hgm_grading/model.patch"
+EVAL_PATH = "/tmp/hgm_grading/eval.sh"
+APPLY_COMMANDS = (
+    "git apply --verbose",
+    "git apply --verbose --3way",
+    "patch --batch --forward --fuzz=5 -p1 -i",
+)
+DEFAULT_TEST_TIMEOUT = 300.0
+# exit codes of a shell that could not find or run the test command itself
+MISSING_COMMAND_CODES = (126, 127)
+INFRA_SIGNS = ("No module named pytest", "command not found")
+
+
+def python_for(backend: Backend) -> str:
+    """The interpreter eval scripts get as HGM_PYTHON on this backend."""
+    return sys.executable if getattr(backend, "name", "") == "local" else "python3"
+
+
+def eval_environment(session: Session, backend: Backend, testbed: str) -> dict[str, str]:
+    """Environment of the eval script: where the repo is and which Python to use."""
+    return {
+        **GIT_ENV,
+        "HGM_TESTBED": session.resolve(testbed),
+        "HGM_PYTHON": python_for(backend),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def localize_script(script: str, session: Session, testbed: str) -> str:
+    """Point a script written for /testbed at where this session keeps the repository."""
+    actual = session.resolve(testbed)
+    return script if actual == TESTBED else script.replace(TESTBED, actual)
+
+
+def apply_patch(session: Session, testbed: str, patch: str) -> tuple[bool, str]:
+    """Apply `patch` in the repository; return (applied, last error output)."""
+    session.put(PATCH_PATH, patch.encode())
+    where = shlex.quote(session.resolve(testbed))
+    patch_file = shlex.quote(session.resolve(PATCH_PATH))
+    error = ""
+    for attempt, command in enumerate(APPLY_COMMANDS):
+        if attempt:  # a failed attempt can leave partial changes: back to pristine
+            session.exec(f"cd {where} && git checkout -q -- . && git clean -fdq", timeout=60, env=GIT_ENV)
+        result = session.exec(f"cd {where} && {command} {patch_file}", timeout=120, env=GIT_ENV)
+        if result.ok:
+            return True, ""
+        error = (result.stderr or result.stdout).strip()
+    return False, error.splitlines()[-1] if error else "patch did not apply"
+
+
+def test_spec_for(task: Task, env: GradingEnv) -> Any:
+    """A swebench TestSpec carrying what grading reads (parser, tests, eval type)."""
+    from swebench.types import TestSpec
+
+    return TestSpec(
+        instance_id=task.instance_id,
+        image=env.image,
+        eval_script_list=[],
+        repo=task.repo,
+        version=task.version,
+        FAIL_TO_PASS=list(task.FAIL_TO_PASS),
+        PASS_TO_PASS=list(task.PASS_TO_PASS),
+        log_parser=env.log_parser,
+        eval_type=task.eval_type,
+    )
+
+
+def grade_log(task: Task, log: str, patch: str, env: GradingEnv) -> tuple[Outcome, dict[str, Any], str]:
+    """Grade a recorded test log with swebench; return (outcome, report, detail)."""
+    from swebench.harness.grading import get_eval_report, parse_test_exit_code
+    from swebench.harness.log_parsers import PARSER_REGISTRY
+
+    if env.log_parser not in PARSER_REGISTRY:
+        return Outcome.ERROR_INFRA, {}, f"unknown log parser {env.log_parser!r}"
+    with tempfile.TemporaryDirectory(prefix="hgm-grade-") as tmp:
+        log_path = Path(tmp) / "test_output.txt"
+        log_path.write_text(log)
+        prediction = {"instance_id": task.instance_id, "model_patch": patch, "model_name_or_path": "hgm"}
+        report = get_eval_report(test_spec_for(task, env), prediction, str(log_path), True)[task.instance_id]
+    if report.get("resolved"):
+        return Outcome.RESOLVED, report, ""
+    exit_code = parse_test_exit_code(log)
+    if exit_code in MISSING_COMMAND_CODES or any(sign in log for sign in INFRA_SIGNS):
+        return Outcome.ERROR_INFRA, report, f"the test command could not run (exit {exit_code})"
+    if report.get("infra_failure"):
+        return Outcome.ERROR_INFRA, report, f"environment failure: {report.get('infra_failure_reason')}"
+    return Outcome.UNRESOLVED, report, ""
+
+
+def _grade_once(
+    patch: str, task: Task, suite: Suite, backend: Backend, timeout: float, limits: Limits
+) -> GradeResult:
+    """One grading attempt; every failure of the machinery becomes `error_infra`."""
+    started = time.monotonic()
+
+    def result(outcome: Outcome, **kw: Any) -> GradeResult:
+        return GradeResult(task.instance_id, outcome, duration=time.monotonic() - started, **kw)
+
+    try:
+        env = suite.grading_env(task)
+        spec = SandboxSpec(image=env.image, limits=limits, labels={"hgm.role": "grading", "hgm.task": task.instance_id})
+        with backend.open(spec) as session:
+            testbed = suite.prepare(session, task, env.testbed)
+            if patch.strip():
+                applied, error = apply_patch(session, testbed, patch)
+                if not applied:
+                    return result(Outcome.PATCH_FAILED, detail=error)
+            session.put(EVAL_PATH, localize_script(env.eval_script, session, testbed).encode())
+            run = session.exec(
+                f"bash {shlex.quote(session.resolve(EVAL_PATH))} 2>&1",
+                timeout=timeout,
+                env=eval_environment(session, backend, testbed),
+                workdir=testbed,
+            )
+        log = run.stdout + (f"\n{run.stderr}" if run.stderr else "")
+        if run.timed_out:
+            return result(Outcome.TIMEOUT, log=log, detail=f"test run exceeded {timeout:g} s")
+        outcome, report, detail = grade_log(task, log, patch, env)
+        return result(outcome, report=report, log=log, detail=detail)
+    except (SandboxError, RepoError, OSError) as exc:
+        return result(Outcome.ERROR_INFRA, detail=f"{exc.__class__.__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - docker/backend errors must not be scored as the agent's
+        return result(Outcome.ERROR_INFRA, detail=f"{exc.__class__.__name__}: {exc}")
+
+
+def grade(
+    patch: str,
+    task: Task,
+    suite: Suite,
+    backend: Backend,
+    *,
+    timeout: float = DEFAULT_TEST_TIMEOUT,
+    retries: int = 1,
+    limits: Limits | None = None,
+    run_empty: bool = False,
+) -> GradeResult:
+    """Grade `patch` for `task` in a fresh sandbox of `backend`.
+
+    An empty patch is `empty_patch` without running anything, unless `run_empty`
+    (suite validation: the tests must fail on the untouched repository).
+    Infrastructure errors are retried `retries` times and then returned as
+    `error_infra` (never scored).
+    """
+    if not patch.strip() and not run_empty:
+        return GradeResult(task.instance_id, Outcome.EMPTY_PATCH, detail="the patch is empty")
+    limits = limits or Limits()
+    outcome = _grade_once(patch, task, suite, backend, timeout, limits)
+    for _ in range(retries):
+        if outcome.outcome is not Outcome.ERROR_INFRA:
+            break
+        outcome = _grade_once(patch, task, suite, backend, timeout, limits)
+    return outcome
+
+
+def summarize(results: list[GradeResult]) -> Mapping[str, int]:
+    """Count of each outcome."""
+    counts = {o.value: 0 for o in Outcome}
+    for r in results:
+        counts[r.outcome.value] += 1
+    return counts
+
+
+__all__ = ["apply_patch", "grade", "grade_log", "python_for", "summarize", "test_spec_for"]

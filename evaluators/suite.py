@@ -1,0 +1,133 @@
+"""The suite interface: a set of tasks that knows how to set up and grade each one.
+
+Every kind of suite (task-repo layout, SWE-bench instance files, Polyglot) is a
+`Suite`. Callers use four things:
+
+- `tasks()` the tasks, in the SWE-bench instance schema (`Task`);
+- `prepare(session, task, dest)` puts the pristine repository at the task's base
+  commit into a sandbox (no test patch, no eval script: safe for the agent);
+- `grading_env(task)` the image, eval script and parser grading needs;
+- `skip_reason(task)` why a task cannot run on this machine, or None.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from sandbox.api import BASE_IMAGE, Session
+
+from evaluators.task import Task
+
+TESTBED = "/testbed"
+
+
+class SuiteError(ValueError):
+    """A suite cannot be found or loaded; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class GradingEnv:
+    """What a fresh grading sandbox needs for one task."""
+
+    image: str
+    eval_script: str  # complete bash script (swebench TestSpec.eval_script)
+    log_parser: str = "parse_log_pytest"
+    testbed: str = TESTBED
+
+
+class Suite(abc.ABC):
+    """A set of tasks plus the knowledge to set up and grade each one."""
+
+    name: str = "suite"
+    kind: str = "suite"
+
+    @abc.abstractmethod
+    def tasks(self) -> list[Task]:
+        """All tasks, in a stable order."""
+
+    @abc.abstractmethod
+    def prepare(self, session: Session, task: Task, dest: str = TESTBED) -> str:
+        """Put the task's pristine repository at `dest` in `session`; return `dest`."""
+
+    @abc.abstractmethod
+    def grading_env(self, task: Task) -> GradingEnv:
+        """Image, eval script and log parser for grading `task`."""
+
+    def image(self, task: Task) -> str:
+        """The image both the agent's and the grader's sandboxes start from."""
+        return BASE_IMAGE
+
+    def skip_reason(self, task: Task) -> str | None:
+        """Why `task` cannot run here (e.g. a missing toolchain), or None."""
+        return None
+
+    def gold_patch(self, task: Task) -> str:
+        """The reference solution (what `hgm suite validate` expects to resolve)."""
+        return task.patch
+
+    def select(self, ids: Sequence[str] | None = None) -> list[Task]:
+        """The tasks named by `ids` (all when None); unknown ids are an error."""
+        tasks = self.tasks()
+        if not ids:
+            return tasks
+        by_id = {t.instance_id: t for t in tasks}
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise SuiteError(f"suite {self.name} has no task {', '.join(missing)}")
+        return [by_id[i] for i in ids]
+
+
+BUNDLED = Path(__file__).parent / "suites"
+
+
+def bundled_suites() -> list[str]:
+    """Names of the suites shipped with hgm (`hgm suite validate mini`)."""
+    if not BUNDLED.is_dir():
+        return []
+    return sorted(p.name for p in BUNDLED.iterdir() if (p / "tasks").is_dir())
+
+
+def load_suite(ref: str | Path, **options: object) -> Suite:
+    """Open a suite by bundled name or path, detecting its kind.
+
+    - a bundled name (`mini`) or a directory with `tasks/`: task-repo layout;
+    - a directory with `<language>/exercises/practice/`: Aider Polyglot checkout;
+    - a `.json`/`.jsonl`/`.parquet` file: SWE-bench instances;
+    - `swebench:NAME` (or `verified`, `lite`, `SWE-bench/...`): a Hugging Face dataset.
+    """
+    text = str(ref)
+    path = Path(text).expanduser()
+    if not path.exists() and (BUNDLED / text / "tasks").is_dir():
+        path = BUNDLED / text
+    if path.is_dir():
+        if (path / "tasks").is_dir():
+            from evaluators.taskrepo import TaskRepoSuite
+
+            return TaskRepoSuite(path, **options)  # type: ignore[arg-type]
+        if any(path.glob("*/exercises/practice")):
+            from evaluators.polyglot import PolyglotSuite
+
+            return PolyglotSuite(path, **options)  # type: ignore[arg-type]
+        raise SuiteError(
+            f"{path} is neither a task repo (no tasks/ directory) nor a Polyglot checkout "
+            "(no <language>/exercises/practice/)"
+        )
+    if path.is_file():
+        if path.suffix in (".json", ".jsonl", ".parquet"):
+            from evaluators.swebench_suite import SWEBenchSuite
+
+            return SWEBenchSuite.from_file(path, **options)  # type: ignore[arg-type]
+        raise SuiteError(f"{path}: a suite file must be .json, .jsonl or .parquet of SWE-bench instances")
+    name = text.removeprefix("swebench:")
+    if text.startswith("swebench:") or "/" in text or name.lower() in {"lite", "verified", "full"}:
+        from evaluators.swebench_suite import SWEBenchSuite
+
+        return SWEBenchSuite.from_dataset(name, **options)  # type: ignore[arg-type]
+    known = ", ".join(bundled_suites()) or "none installed"
+    raise SuiteError(f"no suite {text!r}: give a path, a bundled name ({known}) or swebench:NAME")
+
+
+__all__ = ["GradingEnv", "Suite", "SuiteError", "TESTBED", "bundled_suites", "load_suite"]
