@@ -16,11 +16,11 @@ def call_with_retries(
 
     Returns the result and the number of tries used; re-raises the last error.
     """
-    from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+    from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
     retrying = Retrying(
         stop=stop_after_attempt(max(1, attempts)),
-        wait=wait_exponential_jitter(initial=initial_wait, max=max_wait, jitter=initial_wait),
+        wait=wait_exponential(multiplier=initial_wait, max=max_wait) + wait_random(0, initial_wait),
         retry=retry_if_exception_type(TransientBackendError),
         reraise=True,
     )

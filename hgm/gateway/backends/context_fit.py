@@ -49,17 +49,16 @@ def fit_messages(
 def _cut_longest(messages: list[Message], count_tokens: Callable[[str], int], budget: int) -> list[Message]:
     """Cut the middle of the longest messages until the total fits."""
     messages = list(messages)
-    for _ in range(len(messages) * 4):
+    for _ in range(len(messages) * 8):
         costs = [count_tokens(m.content) + PER_MESSAGE_OVERHEAD for m in messages]
         excess = sum(costs) - budget
         if excess <= 0:
             break
         longest = max(range(len(messages)), key=costs.__getitem__)
         content = messages[longest].content
-        keep_chars = max(0, len(content) - (excess + 16) * 4)  # ~4 characters per token
-        if keep_chars >= len(content) - 1:
-            keep_chars = len(content) // 2
-        half = keep_chars // 2
+        # Shrink in proportion to the token excess (characters per token vary by text).
+        ratio = max(0.0, (costs[longest] - excess - 16) / costs[longest]) * 0.95
+        half = int(len(content) * ratio) // 2
         marker = "\n[... cut to fit the context window ...]\n"
         cut = content[:half] + marker + content[len(content) - half :] if half else marker
         messages[longest] = Message(messages[longest].role, cut)

@@ -26,6 +26,7 @@ def import_litellm() -> Any:
     import litellm
 
     litellm.telemetry = False
+    litellm.suppress_debug_info = True  # no "Give Feedback" banners on stdout
     litellm.drop_params = True  # e.g. `seed` for providers without it
     return litellm
 
@@ -82,6 +83,8 @@ def classify_error(exc: Exception) -> BackendError:
     status = getattr(exc, "status_code", None)
     name = exc.__class__.__name__
     message = f"{name}: {getattr(exc, 'message', None) or exc}"
+    if "credentials" in message.lower() or "api_key" in message or isinstance(status, int) and status in (401, 403):
+        return BackendError(message, status=401, kind="authentication_error")  # retrying cannot help
     transient_names = ("Timeout", "APIConnectionError", "RateLimitError", "ServiceUnavailable", "InternalServerError")
     if isinstance(status, int) and status in TRANSIENT_STATUSES or any(n in name for n in transient_names):
         code = status if isinstance(status, int) else (504 if "Timeout" in name else 502)
