@@ -51,6 +51,7 @@ def run_attempt(mode: str, problem: str, repo_dir: str, out: str, limits: loop.L
               "prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens,
               "duration": round(time.monotonic() - started, 3), "detail": outcome.detail,
               "mode": mode, "model": llm.model, "start": start}
+    os.makedirs(out, exist_ok=True)  # a command may have removed it
     try:
         patch = repo.diff_since(top, start, excluded_paths(top, out))
     except repo.GitError as err:

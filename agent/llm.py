@@ -160,8 +160,17 @@ def parse_reply(data: bytes) -> Reply:
         content = message.get("content") or ""
         if isinstance(content, list):  # content parts
             content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        usage = payload.get("usage") or {}
-        usage = {k: int(usage.get(k) or 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+        usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else {}
+        usage = {k: count(usage.get(k)) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as err:
         raise LLMError(f"malformed response from the model server: {err!r}") from err
-    return Reply(str(content), usage, choice.get("finish_reason"))
+    text = str(content).encode("utf-8", errors="replace").decode("utf-8")  # drop lone surrogates
+    return Reply(text, usage, choice.get("finish_reason"))
+
+
+def count(value: object) -> int:
+    """A token count from untrusted JSON: a non-negative int, or 0."""
+    try:
+        return max(int(value), 0)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return 0

@@ -102,13 +102,14 @@ class Shell:
             self.cwd = self.home
         script = os.path.join(self.state_dir, "command.sh")
         cwd_file = os.path.join(self.state_dir, "cwd")
-        with open(script, "w", encoding="utf-8", errors="surrogateescape") as f:
-            f.write(f"trap 'pwd > {shlex.quote(cwd_file)}' EXIT\n{command}\n")
-        if os.path.exists(cwd_file):
-            os.unlink(cwd_file)
         started = time.monotonic()
         cap = OutputCap(self.max_output)
         try:
+            os.makedirs(self.state_dir, exist_ok=True)  # a command may have deleted it
+            with open(script, "w", encoding="utf-8", errors="replace") as f:
+                f.write(f"trap 'pwd > {shlex.quote(cwd_file)}' EXIT\n{command}\n")
+            if os.path.exists(cwd_file):
+                os.unlink(cwd_file)
             proc = subprocess.Popen(
                 [self.bash, script], cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,

@@ -82,6 +82,17 @@ class ErrorTest(unittest.TestCase):
         for raw in ("not json", '{"choices": []}', '{"choices": [{"message": "x"}]}', b"\xff\xfe"):
             self.assertFails([{"raw": raw}], "failed", 1, attempts=1)
 
+    def test_odd_but_usable_responses(self):
+        odd = ('{"choices": [{"message": {"content": "a\\ud800b"}}], "usage": {"prompt_tokens": "many"}}',
+               '{"choices": [{"message": {"content": [{"type": "text", "text": "hi"}]}}], "usage": [1]}',
+               '{"choices": [{"message": {"content": null}}]}')
+        with FakeLLM.tcp([{"raw": raw} for raw in odd]) as fake:
+            llm = client(fake.url, attempts=1)
+            first = llm.chat(MESSAGES)
+            self.assertEqual((first.content, first.usage["prompt_tokens"]), ("a?b", 0))
+            self.assertEqual(llm.chat(MESSAGES).content, "hi")
+            self.assertEqual(llm.chat(MESSAGES).content, "")
+
     def test_non_json_error_body(self):
         with FakeLLM.tcp([{"raw": "ok"}]) as fake:
             fake.script = [{"status": 502, "error": "gateway down"}]

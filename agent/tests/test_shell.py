@@ -56,6 +56,16 @@ class ShellTest(unittest.TestCase):
         self.assertEqual(obs.exit_code, 0)
         self.assertEqual(os.path.realpath(obs.output.strip()), os.path.realpath(self.dir))
 
+    def test_survives_its_state_being_deleted(self):
+        self.shell.run(f"rm -rf {self.shell.state_dir}")
+        obs = self.shell.run("echo still here")
+        self.assertEqual((obs.exit_code, obs.output.strip()), (0, "still here"))
+
+    def test_lone_surrogates_in_a_command(self):
+        obs = self.shell.run("echo 'x\ud800y'")
+        self.assertEqual(obs.exit_code, 0)
+        self.assertIn("x", obs.output)
+
     def test_stdin_is_empty(self):
         obs = self.shell.run("cat; echo done")
         self.assertEqual(obs.output.strip(), "done")
