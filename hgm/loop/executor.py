@@ -1,0 +1,376 @@
+"""The executor: worker threads that drive the scheduler core and record into the archive.
+
+Each of N workers loops `scheduler.dispatch()`: an evaluation or expansion job is
+carried out by a `JobRunner` (sandboxes, gateway) and its result recorded, in ONE
+archive transaction, before it is reported to the scheduler. Evaluations and expansions
+run concurrently and asynchronously, as in the reference; the scheduler's pending
+counters keep the policy aware of work in flight.
+
+Run control, from the thread that calls `run()` (the main thread in the CLI):
+- budgets: evaluations (reserved at dispatch by the scheduler), dollars (checked before
+  each dispatch and on every tick) and wall-clock seconds;
+- `interrupt()` once (Ctrl-C): stop starting work, wait for work in flight up to the
+  grace period, then abandon the rest; twice: abandon now. Abandoned work is recorded
+  as `abandoned` (not a measurement) and the scheduler frees its (node, task) pair, so
+  `hgm resume` re-queues it. An infrastructure error (`error_infra`) is recorded and its
+  pair freed the same way; too many in a row stop the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+from archive.errors import ArchiveError, DuplicateEvaluation
+from archive.records import EvalRecord, ExpansionRecord
+from archive.run import Run
+
+from hgm.loop.scheduler import Job, Scheduler
+from hgm.policies.base import Evaluate, Expand, Wait
+
+STOP_REASONS = (
+    "budget_evals",
+    "budget_usd",
+    "wall_clock",
+    "interrupted",
+    "exhausted",
+    "infra_errors",
+    "internal_error",
+)
+
+
+@dataclass
+class ExpansionOutcome:
+    """What an expansion job produced: the record, and the child's source when accepted."""
+
+    record: ExpansionRecord
+    child_dir: Path | None = None
+    operator: str = "self_improve"
+
+
+class JobRunner(Protocol):
+    """Carries out jobs; never writes to the archive itself (the executor does)."""
+
+    def evaluate(self, job: Job) -> EvalRecord: ...
+
+    def expand(self, job: Job) -> ExpansionOutcome: ...
+
+    def job_cost(self, job: Job) -> tuple[float, int]:
+        """Dollars and tokens the gateway has counted for `job` so far."""
+        ...
+
+    def cancel_all(self) -> None:
+        """Abort every sandbox in use (called when work is abandoned)."""
+        ...
+
+
+@dataclass
+class _Running:
+    job: Job
+    worker: str
+    started: float
+    abandoned: bool = False
+
+
+@dataclass
+class Progress:
+    """A snapshot for the live display and the final summary."""
+
+    evals_done: int
+    evals_in_flight: int
+    budget_evals: int
+    nodes: int
+    expansions_ok: int
+    expansions_failed: int
+    infra_errors: int
+    cost_usd: float
+    tokens: int
+    elapsed_s: float
+    busy: list[tuple[str, str, float]]  # (worker, what, seconds running)
+    stopping: str | None
+
+
+@dataclass
+class ExecutorLimits:
+    workers: int = 1
+    budget_usd: float | None = None
+    wall_clock_s: float | None = None  # for this session (the caller subtracts earlier sessions)
+    grace_period_s: float = 60.0
+    max_infra_streak: int = 6
+    tick_s: float = 0.2
+
+
+@dataclass
+class RunOutcome:
+    stop_reason: str
+    abandoned: int
+    elapsed_s: float
+    errors: list[str] = field(default_factory=list)
+
+
+class Executor:
+    """Runs a scheduler to completion (or until stopped) with N worker threads."""
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        runner: JobRunner,
+        run: Run,
+        limits: ExecutorLimits,
+        *,
+        archive_lock: threading.RLock | None = None,
+        spent: Callable[[], tuple[float, int]] = lambda: (0.0, 0),
+        on_tick: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.scheduler = scheduler
+        self.runner = runner
+        self.run_archive = run
+        self.limits = limits
+        self.archive_lock = archive_lock or threading.RLock()
+        self.spent = spent
+        self.on_tick = on_tick
+        self._lock = threading.Lock()
+        self._stop_lock = threading.Lock()
+        self._running: dict[int, _Running] = {}
+        self._interrupts = 0
+        self._stop_reason: str | None = None
+        self._grace_deadline: float | None = None
+        self._infra_streak = 0
+        self._infra_total = 0
+        self._abandoned = 0
+        self._errors: list[str] = []
+        self._t0 = time.monotonic()
+
+    # ------------------------------------------------------------------ control
+    def interrupt(self) -> None:
+        """Ctrl-C: the first stops starting work, the second abandons work in flight.
+
+        Safe to call from a signal handler: it only counts; `run()` acts on it.
+        """
+        self._interrupts += 1
+
+    def _begin_stop(self, reason: str) -> None:
+        with self._stop_lock:
+            if self._stop_reason is not None:
+                return
+            self._stop_reason = reason
+            self._grace_deadline = time.monotonic() + self.limits.grace_period_s
+        self.scheduler.stop()
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self._stop_reason
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> RunOutcome:
+        """Start the workers and supervise them until the search ends; return why it ended."""
+        self._t0 = time.monotonic()
+        threads = [
+            threading.Thread(target=self._worker, name=f"w{i}", daemon=True) for i in range(self.limits.workers)
+        ]
+        for t in threads:
+            t.start()
+        abandoned_now = False
+        while any(t.is_alive() for t in threads):
+            now = time.monotonic()
+            if self._interrupts >= 1:
+                self._begin_stop("interrupted")
+            if self._interrupts >= 2 or (self._grace_deadline is not None and now >= self._grace_deadline):
+                self._abandon_all()
+                abandoned_now = True
+                break
+            if self.limits.wall_clock_s is not None and now - self._t0 >= self.limits.wall_clock_s:
+                self._begin_stop("wall_clock")
+            if self._usd_spent():
+                self._begin_stop("budget_usd")
+            if self.on_tick is not None:
+                self.on_tick(self.progress())
+            time.sleep(self.limits.tick_s)
+        if abandoned_now:
+            for t in threads:
+                t.join(timeout=5.0)
+        if self.on_tick is not None:
+            self.on_tick(self.progress())
+        reason = self._stop_reason or self._natural_end()
+        return RunOutcome(reason, self._abandoned, time.monotonic() - self._t0, list(self._errors))
+
+    def _natural_end(self) -> str:
+        return "budget_evals" if self.scheduler.budget_left == 0 else "exhausted"
+
+    def _usd_spent(self) -> bool:
+        budget = self.limits.budget_usd
+        return budget is not None and self.spent()[0] >= budget
+
+    # ------------------------------------------------------------------ workers
+    def _worker(self) -> None:
+        name = threading.current_thread().name
+        while True:
+            if self._usd_spent():
+                self._begin_stop("budget_usd")
+            try:
+                job = self.scheduler.dispatch()
+            except Exception as exc:  # noqa: BLE001 - a policy bug must end the run cleanly
+                self._errors.append(f"scheduler failed: {exc.__class__.__name__}: {exc}")
+                self._begin_stop("internal_error")
+                return
+            if job is None:
+                return
+            if isinstance(job, Wait):
+                self.scheduler.wait_for_change(0.5)
+                continue
+            with self._lock:
+                self._running[job.id] = _Running(job, name, time.monotonic())
+            if isinstance(job.action, Evaluate):
+                self._do_eval(job)
+            else:
+                self._do_expand(job)
+
+    def _claim(self, job: Job) -> bool:
+        """Take the job out of the running set; False if it was abandoned meanwhile. Hold self._lock."""
+        state = self._running.pop(job.id, None)
+        return state is not None and not state.abandoned
+
+    def _do_eval(self, job: Job) -> None:
+        action = job.action
+        assert isinstance(action, Evaluate)
+        started = time.time()
+        try:
+            record = self.runner.evaluate(job)
+        except Exception as exc:  # noqa: BLE001 - a bug in the machinery is not the agent's failure
+            cost, tokens = self._job_cost(job)
+            record = EvalRecord(
+                action.node_id, action.task_id, "error_infra", started=started, tokens=tokens, cost_usd=cost,
+                detail=f"internal error: {exc.__class__.__name__}: {exc}"[:2000],
+            )
+            self._errors.append(traceback.format_exc(limit=5))
+        with self._lock:
+            if not self._claim(job):
+                return
+            try:
+                with self.archive_lock:
+                    self.run_archive.record_eval(record)
+            except DuplicateEvaluation as exc:  # cannot happen unless the archive was edited meanwhile
+                self._errors.append(str(exc))
+                self.scheduler.abandon(job)
+                return
+            except ArchiveError as exc:
+                self._errors.append(f"archive refused an evaluation: {exc}")
+                self.scheduler.abandon(job)
+                self._begin_stop("internal_error")
+                return
+            if record.utility is None:
+                self._infra_total += 1
+                self._infra_streak += 1
+                self.scheduler.abandon(job)
+                if self._infra_streak >= self.limits.max_infra_streak:
+                    self._errors.append(f"{self._infra_streak} infrastructure errors in a row; last: {record.detail[:300]}")
+                    self._begin_stop("infra_errors")
+            else:
+                self._infra_streak = 0
+                self.scheduler.complete_eval(job, record.utility == 1, cost=record.cost_usd)
+
+    def _do_expand(self, job: Job) -> None:
+        action = job.action
+        assert isinstance(action, Expand)
+        started = time.time()
+        try:
+            outcome = self.runner.expand(job)
+        except Exception as exc:  # noqa: BLE001 - record the failure, keep the run going
+            cost, tokens = self._job_cost(job)
+            reason = f"internal error: {exc.__class__.__name__}: {exc}"[:2000]
+            outcome = ExpansionOutcome(
+                ExpansionRecord(action.node_id, "failed", reason=reason, cost_usd=cost, tokens=tokens, started=started)
+            )
+            self._errors.append(traceback.format_exc(limit=5))
+        record = outcome.record
+        with self._lock:
+            if not self._claim(job):
+                return
+            try:
+                with self.archive_lock:
+                    if record.status == "ok" and outcome.child_dir is not None:
+                        child_id = self.run_archive.add_node(
+                            action.node_id, outcome.child_dir, outcome.operator, record.lesson, record.diagnosis,
+                            expansion=record,
+                        )
+                    else:
+                        if record.status == "ok":  # accepted without a tree: a runner bug
+                            record = dataclasses.replace(record, status="failed", reason="no child source produced")
+                        self.run_archive.record_expansion(record)
+                        child_id = None
+            except (ArchiveError, OSError) as exc:
+                self._errors.append(f"archive refused an expansion: {exc}")
+                self.scheduler.abandon(job)
+                return
+            self.scheduler.complete_expansion(job, child_id, cost=record.cost_usd, reason=record.reason)
+
+    def _job_cost(self, job: Job) -> tuple[float, int]:
+        try:
+            return self.runner.job_cost(job)
+        except Exception:  # noqa: BLE001
+            return 0.0, 0
+
+    # ------------------------------------------------------------------ abandon
+    def _abandon_all(self) -> None:
+        """Record every job in flight as abandoned and free it in the scheduler."""
+        now = time.time()
+        with self._lock:
+            states = list(self._running.values())
+            self._running.clear()
+            for state in states:
+                state.abandoned = True
+                job = state.job
+                cost, tokens = self._job_cost(job)
+                started = now - (time.monotonic() - state.started)
+                try:
+                    with self.archive_lock:
+                        if isinstance(job.action, Evaluate):
+                            self.run_archive.record_eval(EvalRecord(
+                                job.action.node_id, job.action.task_id, "abandoned", started=started,
+                                tokens=tokens, cost_usd=cost, detail=f"abandoned ({self._stop_reason})",
+                            ))
+                        else:
+                            self.run_archive.record_expansion(ExpansionRecord(
+                                job.action.node_id, "abandoned", reason=f"abandoned ({self._stop_reason})",
+                                cost_usd=cost, tokens=tokens, started=started,
+                            ))
+                except ArchiveError as exc:
+                    self._errors.append(f"could not record abandoned job {job.id}: {exc}")
+                self.scheduler.abandon(job)
+                self._abandoned += 1
+        try:
+            self.runner.cancel_all()
+        except Exception as exc:  # noqa: BLE001
+            self._errors.append(f"cancelling sandboxes failed: {exc}")
+
+    # ------------------------------------------------------------------ progress
+    def progress(self) -> Progress:
+        view = self.scheduler.view()
+        cost, tokens = self.spent()
+        now = time.monotonic()
+        with self._lock:
+            busy = []
+            for s in self._running.values():
+                a = s.job.action
+                what = f"eval node {a.node_id} on {a.task_id}" if isinstance(a, Evaluate) else f"expand node {a.node_id}"
+                busy.append((s.worker, what, now - s.started))
+        state = self.scheduler.state
+        return Progress(
+            evals_done=view.evals_completed,
+            evals_in_flight=view.evals_in_flight,
+            budget_evals=self.scheduler.budget_evals,
+            nodes=view.n_nodes,
+            expansions_ok=state.expansions_succeeded,
+            expansions_failed=view.expansions_failed,
+            infra_errors=self._infra_total,
+            cost_usd=cost,
+            tokens=tokens,
+            elapsed_s=now - self._t0,
+            busy=sorted(busy),
+            stopping=self._stop_reason,
+        )

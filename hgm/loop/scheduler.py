@@ -1,0 +1,206 @@
+"""The execution-agnostic scheduler core: search state + policy + evaluation budget.
+
+Executors (the real loop's worker threads, the simulator's virtual clock) drive it the
+same way:
+
+    job = scheduler.dispatch()          # Job | Wait | None
+    None  -> no more work will be handed out: finish what you hold and exit
+    Wait  -> nothing to start now: `scheduler.wait_for_change(timeout)` and ask again
+    Job   -> run job.action (Evaluate or Expand), then report exactly once:
+             scheduler.complete_eval(job, success, cost=...)
+             scheduler.complete_expansion(job, child_id or None, cost=..., reason=...)
+             scheduler.abandon(job)      # shutting down: the work is re-queued on resume
+
+Guarantees (all methods are thread-safe, serialised by one lock):
+- the evaluation budget is reserved when an evaluation is dispatched, so the number of
+  evaluations finished plus in flight never exceeds `budget_evals`;
+- a (node, task) pair is never dispatched twice (abandoned pairs become free again);
+- in-flight evaluations and expansions are visible to the policy through the view;
+- failed expansions are recorded with their cost and reason in `state.failed_expansions`.
+
+Optionally the first node (the seed) is measured on `seed_evals` tasks (the first ones of
+the fixed task order) before the policy is consulted; these count against the budget.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from hgm.loop.state import SearchState, SearchView
+from hgm.policies.base import Evaluate, Expand, Policy, TaskPicker, Wait
+
+
+class SchedulerError(RuntimeError):
+    """A completion that does not match a job in flight, or an invalid policy action."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of dispatched work. `seed` marks a pre-search evaluation of the seed."""
+
+    id: int
+    action: Evaluate | Expand
+    seed: bool = False
+
+    @property
+    def is_eval(self) -> bool:
+        return isinstance(self.action, Evaluate)
+
+
+class Scheduler:
+    """Holds the search state, the policy and the budget; hands out and takes back jobs."""
+
+    def __init__(
+        self,
+        state: SearchState,
+        policy: Policy,
+        *,
+        budget_evals: int,
+        rng: np.random.Generator | int | None = None,
+        seed_evals: int = 0,
+        task_order_seed: int = 0,
+    ) -> None:
+        if budget_evals < 0:
+            raise ValueError("budget_evals must be >= 0")
+        if seed_evals < 0:
+            raise ValueError("seed_evals must be >= 0")
+        if state.n_nodes == 0:
+            raise ValueError("the search state needs a seed node before scheduling")
+        self.state = state
+        self.state.budget_evals = budget_evals
+        self.policy = policy
+        self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        self.seed_evals = min(seed_evals, len(state.task_ids))
+        self._seed_tasks = TaskPicker(random_level=0.0, order_seed=task_order_seed)
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._ids = itertools.count(1)
+        self._in_flight: dict[int, Job] = {}
+        self._stopped = False
+        self._seeded = self.seed_evals == 0
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def budget_evals(self) -> int:
+        return int(self.state.budget_evals or 0)
+
+    @property
+    def budget_left(self) -> int:
+        with self._lock:
+            return max(0, self.budget_evals - self.state.evals_used)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def in_flight(self) -> list[Job]:
+        with self._lock:
+            return list(self._in_flight.values())
+
+    def view(self) -> SearchView:
+        """A snapshot for display or final choice (taken under the lock)."""
+        with self._lock:
+            return self.state.view()
+
+    @property
+    def finished(self) -> bool:
+        """True once nothing more will be dispatched and nothing is in flight."""
+        with self._lock:
+            return not self._in_flight and (self._stopped or self.budget_left == 0)
+
+    # ------------------------------------------------------------------ dispatch
+    def dispatch(self) -> Job | Wait | None:
+        """The next job, `Wait()` if nothing can start now, or None when the search is over."""
+        with self._lock:
+            if self._stopped or self.state.evals_used >= self.budget_evals:
+                return None
+            action = self._seed_action()
+            seed = action is not None
+            if action is None:
+                action = self.policy.next_action(self.state.view(), self.rng)
+            if isinstance(action, Wait):
+                return Wait() if self._in_flight else None
+            self._check(action)
+            if isinstance(action, Evaluate):
+                self.state.begin_eval(action.node_id, action.task_id)
+            else:
+                self.state.begin_expansion(action.node_id)
+            job = Job(next(self._ids), action, seed)
+            self._in_flight[job.id] = job
+            return job
+
+    def _seed_action(self) -> Evaluate | Wait | None:
+        if self._seeded:
+            return None
+        root = self.state.node_ids[0]
+        view = self.state.view()
+        if view.n_seen[0] < self.seed_evals:
+            return Evaluate(root, self._seed_tasks.next_in_order(view, 0))
+        if view.pending_evals[0] > 0 and view.own_evals[0] < self.seed_evals:
+            return Wait()
+        self._seeded = True
+        return None
+
+    def _check(self, action: object) -> None:
+        if isinstance(action, Evaluate):
+            if not self.state.has_node(action.node_id):
+                raise SchedulerError(f"policy asked to evaluate unknown node {action.node_id}")
+            if self.state.is_seen(action.node_id, action.task_id):
+                raise SchedulerError(f"policy asked for ({action.node_id}, {action.task_id!r}) twice")
+        elif isinstance(action, Expand):
+            if not self.state.has_node(action.node_id):
+                raise SchedulerError(f"policy asked to expand unknown node {action.node_id}")
+        else:
+            raise SchedulerError(f"policy returned {action!r}, not Evaluate, Expand or Wait")
+
+    # ------------------------------------------------------------------ completion
+    def complete_eval(self, job: Job, success: bool, *, cost: float = 0.0) -> None:
+        """Record the 0/1 outcome of an evaluation job."""
+        with self._lock:
+            action = self._take(job, Evaluate)
+            self.state.record_eval(action.node_id, action.task_id, bool(success), in_flight=True, cost=cost)
+            self._changed.notify_all()
+
+    def complete_expansion(self, job: Job, child_id: int | None, *, cost: float = 0.0, reason: str = "") -> None:
+        """Record an expansion: the new child's id, or None with the reason it failed."""
+        with self._lock:
+            action = self._take(job, Expand)
+            if child_id is not None and self.state.has_node(child_id):
+                self._in_flight[job.id] = job
+                raise SchedulerError(f"child id {child_id} already exists")
+            self.state.end_expansion(action.node_id, child_id, reason=reason, cost=cost)
+            self._changed.notify_all()
+
+    def abandon(self, job: Job) -> None:
+        """Give back a job that will not finish (shutdown): its budget and pair are freed."""
+        with self._lock:
+            action = self._take(job, (Evaluate, Expand))
+            if isinstance(action, Evaluate):
+                self.state.cancel_eval(action.node_id, action.task_id)
+            else:
+                self.state.cancel_expansion(action.node_id)
+            self._changed.notify_all()
+
+    def stop(self) -> None:
+        """Dispatch nothing more; jobs in flight may still be completed or abandoned."""
+        with self._lock:
+            self._stopped = True
+            self._changed.notify_all()
+
+    def wait_for_change(self, timeout: float | None = None) -> bool:
+        """Block until a job completes, is abandoned, or the scheduler stops."""
+        with self._changed:
+            return self._changed.wait(timeout)
+
+    def _take(self, job: Job, kind: type | tuple[type, ...]) -> Evaluate | Expand:
+        held = self._in_flight.get(job.id)
+        if held is None or held != job:
+            raise SchedulerError(f"job {job.id} is not in flight (completed twice or never dispatched)")
+        if not isinstance(job.action, kind):
+            raise SchedulerError(f"job {job.id} is a {type(job.action).__name__}, not what was reported")
+        del self._in_flight[job.id]
+        return job.action
