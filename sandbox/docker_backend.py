@@ -34,6 +34,7 @@ Design choices
 from __future__ import annotations
 
 import io
+import logging
 import os
 import select
 import shlex
@@ -54,6 +55,8 @@ import docker.types
 from sandbox.api import DEFAULT_MAX_OUTPUT, ExecResult, SandboxError, SandboxSpec
 from sandbox.capture import HeadTailBuffer
 from sandbox.images import docker_client, image_config
+
+log = logging.getLogger(__name__)
 
 LABEL_ALL = "hgm"
 LABEL_RUN = "hgm.run"
@@ -422,6 +425,7 @@ class DockerSession:
 
     def _restart(self) -> None:
         """Backstop: kill every process by killing the container's init, then start again."""
+        log.warning("sandbox %s: a runaway command could not be killed from inside; restarting the container", self.name)
         try:
             self._client.api.kill(self.container_id)
         except docker.errors.APIError:

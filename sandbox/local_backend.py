@@ -48,6 +48,17 @@ log = logging.getLogger(__name__)
 
 TIMEOUT_EXIT_CODE = 124
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# the same git identity the Docker base image configures system-wide
+GITCONFIG = """[user]
+\tname = hgm agent
+\temail = agent@hgm.invalid
+[safe]
+\tdirectory = *
+[init]
+\tdefaultBranch = main
+[advice]
+\tdetachedHead = false
+"""
 WEAKER_ISOLATION_WARNING = (
     "hgm sandbox: using the LOCAL backend; isolation is much weaker than Docker's "
     "(same user and file system as hgm, {network}, memory/process limits via rlimits only). "
@@ -104,6 +115,7 @@ class LocalSession:
         try:
             for sub in ("tmp", "home"):
                 (self.root / sub).mkdir()
+            (self.root / "home" / ".gitconfig").write_text(GITCONFIG)
             Path(self.resolve(spec.workdir)).mkdir(parents=True, exist_ok=True)
             for mount in spec.mounts:
                 link = Path(self.resolve(mount.target))

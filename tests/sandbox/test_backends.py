@@ -1,0 +1,291 @@
+"""Behaviour every backend must show (run against Docker and the local fallback)."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import threading
+import time
+import tracemalloc
+import uuid
+from pathlib import Path
+
+import pytest
+
+from sandbox.api import Limits, Mount, SandboxError, SandboxSpec, Session
+
+CONNECT = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()
+    print("CONNECTED")
+except OSError as exc:
+    print("FAILED", exc)
+"""
+
+UNIX_GET = """
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+data = b""
+while chunk := s.recv(4096):
+    data += chunk
+print(data.decode().split("\\r\\n\\r\\n", 1)[1])
+"""
+
+
+def spec(**kw) -> SandboxSpec:
+    return SandboxSpec(labels={"hgm.run": "pytest", "hgm.purpose": "test"}, **kw)
+
+
+def processes_with(session: Session, marker: str) -> list[str]:
+    """Lines of `ps` (inside the sandbox) whose command line contains `marker`."""
+    res = session.exec("ps -eo pid,stat,args", timeout=20)
+    assert res.exit_code == 0, res.stderr
+    return [line for line in res.stdout.splitlines() if marker in line]
+
+
+def test_session_satisfies_the_protocol(backend):
+    with backend.open(spec()) as box:
+        assert isinstance(box, Session)
+
+
+def test_exec_reports_exit_code_streams_env_and_workdir(backend):
+    with backend.open(spec(env={"FROM_SPEC": "s"})) as box:
+        res = box.exec('echo "$FROM_SPEC $FROM_EXEC"; echo oops >&2; pwd; exit 3', env={"FROM_EXEC": "e"})
+        assert res.exit_code == 3 and not res.ok and not res.timed_out
+        lines = res.stdout.splitlines()
+        assert lines[0] == "s e"
+        assert lines[1] == box.resolve(box.workdir)
+        assert res.stderr == "oops\n"
+        argv = box.exec(["printf", "%s|", "a b", "$HOME"])
+        assert argv.stdout == "a b|$HOME|" and argv.ok
+
+
+def test_parent_environment_does_not_leak(backend, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-must-not-leak")
+    with backend.open(spec()) as box:
+        res = box.exec("env")
+        assert res.ok
+        assert "sk-must-not-leak" not in res.stdout
+        assert "PATH=" in res.stdout
+
+
+def test_put_get_roundtrip_of_a_directory_and_files(backend, tmp_path: Path):
+    src = tmp_path / "repo"
+    (src / "pkg" / "sub").mkdir(parents=True)
+    (src / "pkg" / "a.py").write_text("print('a')\n")
+    (src / "pkg" / "sub" / "b.bin").write_bytes(bytes(range(256)) * 10)
+    (src / "top.txt").write_text("top\n")
+    with backend.open(spec()) as box:
+        box.put("/work/repo", src)
+        box.put("/work/new/deeper/note.txt", b"note")  # parents are created
+        assert box.get("/work/new/deeper/note.txt") == b"note"
+        assert box.exec("cat repo/pkg/a.py").stdout == "print('a')\n"
+        # the session user owns what was put: it may modify and commit it
+        assert box.exec("echo more >> repo/top.txt && git init -q repo && cd repo && git add -A && git commit -qm x").ok
+        with tarfile.open(fileobj=io.BytesIO(box.get("/work/repo"))) as tar:
+            files = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile() and "/.git/" not in m.name}
+    assert files == {
+        "repo/pkg/a.py": b"print('a')\n",
+        "repo/pkg/sub/b.bin": bytes(range(256)) * 10,
+        "repo/top.txt": b"top\nmore\n",
+    }
+
+
+def test_get_of_a_missing_path_is_a_sandbox_error(backend):
+    with backend.open(spec()) as box:
+        with pytest.raises(SandboxError):
+            box.get("/work/nope.txt")
+
+
+def test_while_true_is_killed_at_its_deadline(backend):
+    marker = f"spin-{uuid.uuid4().hex[:8]}"
+    with backend.open(spec()) as box:
+        res = box.exec(f"sh -c 'while :; do :; done' {marker}", timeout=1.0)
+        assert res.timed_out and not res.ok
+        assert 1.0 <= res.duration < 6.0
+        assert processes_with(box, marker) == []
+        assert box.exec("echo still usable").stdout == "still usable\n"
+
+
+def test_deadline_kills_background_and_setsid_escapees_without_zombies(backend):
+    marker = f"bg-{uuid.uuid4().hex[:8]}"
+    cmd = f"sh -c 'sleep 300' {marker}-a & setsid sh -c 'sleep 300' {marker}-b & echo started; wait"
+    with backend.open(spec()) as box:
+        res = box.exec(cmd, timeout=1.0)
+        assert res.timed_out and res.stdout == "started\n"
+        deadline = time.monotonic() + 10  # the local backend's orphans are reaped by the host's init
+        while (left := processes_with(box, marker)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert left == []
+        if backend.name == "docker":  # docker-init reaps everything in the container
+            stats = box.exec("ps -eo stat=").stdout.split()
+            assert stats and not any(s.startswith("Z") for s in stats)
+
+
+def test_huge_output_comes_back_capped_quickly_and_in_bounded_memory(backend):
+    cap = 100_000
+    cmd = "echo BEGIN; head -c 100000000 /dev/zero | tr '\\0' x; echo; echo END"
+    with backend.open(spec()) as box:
+        tracemalloc.start()
+        try:
+            res = box.exec(cmd, timeout=60, max_output=cap)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert res.ok and res.truncated
+    assert res.stdout.startswith("BEGIN\nxxx") and res.stdout.endswith("xxx\nEND\n")
+    assert "bytes of output dropped" in res.stdout
+    assert len(res.stdout) < cap + 200
+    assert peak < 20_000_000, f"peak Python memory {peak} bytes while reading 100 MB"
+    assert res.duration < 20
+
+
+def test_tcp_connections_fail_docker(docker_backend, tcp_listener):
+    import docker
+
+    port, accepted = tcp_listener
+    code = CONNECT + "\n"
+    probe = (
+        "import socket, struct\n"
+        "gw = [l.split() for l in open('/proc/net/route') if l.split()[1] == '00000000'][0][2]\n"
+        "print(socket.inet_ntoa(struct.pack('<L', int(gw, 16))))\n"
+    )
+    client = docker_backend.client
+    try:
+        host_ip = client.containers.run("hgm-base:latest", ["python3", "-c", probe], remove=True).decode().strip()
+        control = client.containers.run("hgm-base:latest", ["python3", "-c", code, host_ip, str(port)], remove=True)
+    except docker.errors.DockerException as exc:
+        pytest.skip(f"no bridge network to compare with: {exc}")
+    if b"CONNECTED" not in control:
+        pytest.skip(f"even a bridged container cannot reach the host listener: {control!r}")
+    before = len(accepted)
+    with docker_backend.open(spec()) as box:
+        for target in (host_ip, "127.0.0.1", "1.1.1.1"):
+            res = box.exec(["python3", "-c", code, target, str(port)], timeout=20)
+            assert res.stdout.startswith("FAILED"), (target, res)
+    assert len(accepted) == before
+
+
+def test_tcp_connections_fail_local(local_backend, tcp_listener):
+    if not local_backend.network_isolated:
+        pytest.skip("this process may not create a network namespace (unshare --net not permitted)")
+    port, accepted = tcp_listener
+    with local_backend.open(spec()) as box:
+        res = box.exec(["python3", "-c", CONNECT, "127.0.0.1", str(port)], timeout=20)
+    assert res.stdout.startswith("FAILED"), res
+    assert accepted == []
+
+
+def test_mounted_gateway_socket_works(backend, gateway_dir: Path):
+    mount = Mount(source=str(gateway_dir), target="/run/hgm-gateway", read_only=True)
+    with backend.open(spec(mounts=(mount,))) as box:
+        sock = box.resolve("/run/hgm-gateway/gateway.sock")
+        res = box.exec(["python3", "-c", UNIX_GET, sock], timeout=20)
+        assert res.ok, res
+        assert res.stdout.strip() == "hello from the gateway"
+        if backend.name == "docker":
+            assert box.exec("id -u").stdout.strip() == "1000"  # as the unprivileged user
+
+
+def test_writing_outside_the_work_dirs_fails_docker(docker_backend, tmp_path: Path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o777)
+    mount = Mount(source=str(ro), target="/mnt/ro", read_only=True)
+    with docker_backend.open(spec(mounts=(mount,))) as box:
+        for path in ("/etc/hgm-test", "/hgm-test", "/usr/bin/hgm-test", "/mnt/ro/hgm-test"):
+            res = box.exec(f"echo x > {path}")
+            assert res.exit_code != 0, path
+        assert box.exec("echo x > /work/ok && echo x > /tmp/ok && echo x > ~/ok").ok
+    assert list(ro.iterdir()) == []
+
+
+def test_writing_outside_the_work_dirs_fails_local(local_backend):
+    if os.geteuid() == 0:
+        pytest.skip("the local backend runs commands as hgm's own user; as root nothing outside can be protected")
+    with local_backend.open(spec()) as box:
+        assert box.exec("echo x > /etc/hgm-test").exit_code != 0
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_session_is_removed_after_an_exception_in_the_with_block(backend, error):
+    with pytest.raises(error):
+        with backend.open(spec()) as box:
+            box.exec("echo hi > /work/f")
+            raise error("boom")
+    if backend.name == "docker":
+        import docker
+
+        with pytest.raises(docker.errors.NotFound):
+            backend.client.containers.get(box.container_id)
+    else:
+        assert not box.root.exists()
+    with pytest.raises(SandboxError):
+        box.exec("true")
+    box.close()  # closing twice is fine
+
+
+def test_four_parallel_sessions_do_not_interfere(backend):
+    results: dict[int, object] = {}
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            with backend.open(spec()) as box:
+                box.put("/work/mine.txt", f"session {i}\n".encode())
+                res = box.exec("sleep 0.5; cat mine.txt; ls -A", timeout=30)
+                results[i] = res.stdout
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    assert results == {i: f"session {i}\nmine.txt\n" for i in range(4)}
+
+
+@pytest.mark.docker
+def test_fork_bomb_is_contained_and_the_session_still_works_and_closes(docker_backend):
+    with docker_backend.open(spec(limits=Limits(pids=64))) as box:
+        res = box.exec("bomb() { bomb | bomb & }; bomb; sleep 30", timeout=4)
+        assert res.timed_out or res.exit_code != 0
+        assert box.exec("echo alive", timeout=20).stdout == "alive\n"
+        count = int(box.exec("ps -e --no-headers | wc -l").stdout)
+        assert count < 10
+    import docker
+
+    with pytest.raises(docker.errors.NotFound):
+        docker_backend.client.containers.get(box.container_id)
+
+
+@pytest.mark.docker
+def test_memory_limit_kills_a_hog(docker_backend):
+    with docker_backend.open(spec(limits=Limits(memory_mb=128))) as box:
+        res = box.exec("python3 -c 'x = bytearray(1024 * 1024 * 1024); print(len(x))'", timeout=60)
+        assert res.exit_code != 0 and "1073741824" not in res.stdout
+
+
+@pytest.mark.docker
+def test_container_carries_labels_and_hardening(docker_backend):
+    with docker_backend.open(SandboxSpec(labels={"hgm.run": "r42", "hgm.purpose": "solve"})) as box:
+        info = docker_backend.client.api.inspect_container(box.container_id)
+    host = info["HostConfig"]
+    labels = info["Config"]["Labels"]
+    assert {k: labels.get(k) for k in ("hgm", "hgm.run", "hgm.purpose")} == {"hgm": "1", "hgm.run": "r42", "hgm.purpose": "solve"}
+    assert host["NetworkMode"] == "none"
+    assert host["CapDrop"] == ["ALL"] and "no-new-privileges" in host["SecurityOpt"]
+    assert host["Init"] is True and host["PidsLimit"] == 512 and host["Memory"] == 2048 * 1024 * 1024
+
+
+def test_local_resolve_cannot_escape_the_root(local_backend):
+    with local_backend.open(spec()) as box:
+        root = str(box.root)
+        assert box.resolve("/work/../../etc/passwd") == f"{root}/etc/passwd"
+        assert box.resolve("relative/x") == f"{root}/work/relative/x"
