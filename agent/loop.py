@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from . import prompts
-from .actions import FormatError, parse_action
+from .actions import Action, FormatError, parse_action
 from .llm import LLMClient, LLMError
 from .shell import Observation, Shell
 
@@ -59,27 +59,45 @@ def describe(obs: Observation, limits: Limits) -> str:
     return prompts.OBSERVATION.format(exit_code=obs.exit_code, cwd=obs.cwd, output=obs.output)
 
 
+def read_reply(content: str, limits: Limits) -> tuple[str, Action | None, str | None]:
+    """Return (the text to keep in the history, the action or None, the format error or None)."""
+    if len(content) > limits.max_reply_chars:
+        kept = content[: limits.max_reply_chars // 2] + "\n[... reply cut by the agent ...]"
+        return kept, None, prompts.TOO_LONG.format(length=len(content), limit=limits.max_reply_chars)
+    try:
+        return content, parse_action(content), None
+    except FormatError as err:
+        return content, None, str(err)
+
+
+def limit_reached(outcome: Outcome, limits: Limits) -> bool:
+    if outcome.steps >= limits.max_steps:
+        outcome.exit_reason = "step_limit"
+        return True
+    if outcome.tokens >= limits.max_tokens:
+        outcome.exit_reason, outcome.detail = "cost_limit", f"{outcome.tokens} tokens used"
+        return True
+    return False
+
+
 def run(messages: list[dict], llm: LLMClient, shell: Shell, limits: Limits,
         record: Callable[[dict], None]) -> Outcome:
-    """Run the loop on `messages` (system + task); `record` gets one dict per step."""
+    """Run the loop on `messages` (system + task); `record` gets one dict per step.
+
+    Each record's `messages` holds the messages that are new since the previous record.
+    """
     outcome = Outcome("step_limit")
-    unrecorded = list(messages)
+    new = list(messages)
     failures = 0
-    while True:
-        if outcome.steps >= limits.max_steps:
-            outcome.exit_reason = "step_limit"
-            return outcome
-        if outcome.tokens >= limits.max_tokens:
-            outcome.exit_reason, outcome.detail = "cost_limit", f"{outcome.tokens} tokens used"
-            return outcome
+    while not limit_reached(outcome, limits):
         outcome.steps += 1
         entry: dict = {"step": outcome.steps, "time": time.time(), "action": None, "observation": None}
         started = time.monotonic()
         try:
             reply = llm.chat(messages)
         except LLMError as err:
-            entry.update(messages=unrecorded, llm_error=str(err), llm_seconds=time.monotonic() - started)
-            unrecorded = []
+            entry.update(messages=new, llm_error=str(err), llm_seconds=time.monotonic() - started)
+            new = []
             record(entry)
             failures += 1
             stop = {"budget": "cost_limit", "refused": "model_refused"}.get(err.kind)
@@ -90,23 +108,18 @@ def run(messages: list[dict], llm: LLMClient, shell: Shell, limits: Limits,
         failures = 0
         entry["llm_seconds"] = time.monotonic() - started
         entry["tokens"] = count_tokens(outcome, reply.usage, messages, reply.content)
-        content = reply.content
-        try:
-            if len(content) > limits.max_reply_chars:
-                content = content[: limits.max_reply_chars // 2] + "\n[... reply cut by the agent ...]"
-                raise FormatError(prompts.TOO_LONG.format(length=len(reply.content), limit=limits.max_reply_chars))
-            action = parse_action(content)
-        except FormatError as err:
-            action, entry["format_error"] = None, str(err)
-            answer = prompts.FORMAT_ERROR.format(error=err)
-        messages.append({"role": "assistant", "content": content})
-        unrecorded.append(messages[-1])
+        kept, action, error = read_reply(reply.content, limits)
+        messages.append({"role": "assistant", "content": kept})
+        new.append(messages[-1])
         if action is not None and action.is_submit:
-            entry.update(action="submit", messages=unrecorded)
+            entry.update(action="submit", messages=new)
             record(entry)
             outcome.exit_reason = "submitted"
             return outcome
-        if action is not None:
+        if action is None:
+            entry["format_error"] = error
+            answer = prompts.FORMAT_ERROR.format(error=error)
+        else:
             obs = shell.run(action.command)
             entry["action"], entry["observation"] = action.command, asdict(obs)
             answer = describe(obs, limits)
@@ -114,7 +127,8 @@ def run(messages: list[dict], llm: LLMClient, shell: Shell, limits: Limits,
         if 0 < left <= 3:
             answer += prompts.STEPS_LEFT.format(left=left)
         messages.append({"role": "user", "content": answer})
-        unrecorded.append(messages[-1])
-        entry.update(messages=unrecorded, step_seconds=time.monotonic() - started)
-        unrecorded = []
+        new.append(messages[-1])
+        entry.update(messages=new, step_seconds=time.monotonic() - started)
+        new = []
         record(entry)
+    return outcome

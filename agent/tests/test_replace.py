@@ -24,6 +24,9 @@ class ReplaceTest(unittest.TestCase):
         blocks = parse_blocks(edit("a\n", "x\n") + edit("x\n", "y\n"))
         self.assertEqual(apply_blocks("a\nb\n", blocks), "y\nb\n")
 
+    def test_crlf_files_keep_their_line_ends(self):
+        self.assertEqual(apply_blocks("a\r\nb\r\n", parse_blocks(edit("b\n", "c\n"))), "a\r\nc\r\n")
+
     def test_missing_text_fails_with_a_hint(self):
         with self.assertRaisesRegex(ReplaceError, "not found.*line"):
             apply_blocks("def f():\n    return 1\n", parse_blocks(edit("\treturn 1\n", "\treturn 2\n")))

@@ -58,6 +58,8 @@ def line_of(text: str, index: int) -> int:
 def apply_blocks(text: str, blocks: list[tuple[str, str]]) -> str:
     """Apply each block in turn; raise ReplaceError unless each search occurs exactly once."""
     for number, (search, replace) in enumerate(blocks, 1):
+        if "\r\n" in text and "\r\n" not in search:  # a heredoc cannot type CRLF line ends
+            search, replace = search.replace("\n", "\r\n"), replace.replace("\n", "\r\n")
         starts, at = [], text.find(search)
         while at != -1:
             starts.append(at)
