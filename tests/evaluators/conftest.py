@@ -20,3 +20,25 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
 @pytest.fixture(scope="session")
 def calc_suite_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_task_repo(tmp_path_factory.mktemp("calc") / "calc-suite")
+
+
+@pytest.fixture(scope="session")
+def docker_backend():
+    """The real Docker backend with hgm-base present (skip, or fail under HGM_REQUIRE_DOCKER=1)."""
+    import os
+
+    from sandbox import docker_unavailable_reason, get_backend
+
+    reason = docker_unavailable_reason()
+    if reason:
+        if os.environ.get("HGM_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"HGM_REQUIRE_DOCKER=1 but {reason}")
+        pytest.skip(reason)
+    return get_backend("docker")
+
+
+@pytest.fixture(scope="session")
+def local_backend():
+    from sandbox import get_backend
+
+    return get_backend("local")
