@@ -339,6 +339,8 @@ class Run:
     def record_expansion(self, record: ExpansionRecord) -> int:
         """Store one finished expansion attempt (failed or abandoned ones; see `add_node`)."""
         self._require_writable()
+        if (record.child_id is None) == (record.status == "ok"):
+            raise ValueError("an 'ok' expansion needs its child_id (or use add_node); a failed one has none")
         try:
             with self._write_mutex, db.transaction(self._conn):
                 cur = self._conn.execute(
