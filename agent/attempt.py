@@ -14,6 +14,15 @@ from .shell import Shell, command_env
 REPLACE_TOOL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tools", "replace.py")
 
 
+class Interrupted(Exception):
+    """SIGTERM or SIGINT arrived: stop the command, still write the output files."""
+
+
+def interrupt(signum: int, frame: object) -> None:
+    """Signal handler (installed by the CLI) that unwinds the loop, killing the running command."""
+    raise Interrupted(f"interrupted by signal {signum}")
+
+
 def excluded_paths(top: str, out: str) -> tuple[str, ...]:
     """The output folder, if it lies inside the repository, must not end up in the patch."""
     relative = os.path.relpath(os.path.realpath(out), os.path.realpath(top))
@@ -40,11 +49,13 @@ def run_attempt(mode: str, problem: str, repo_dir: str, out: str, limits: loop.L
             trajectory.write(json.dumps(entry) + "\n")
             trajectory.flush()
 
+        outcome = loop.Outcome("error")
         try:
-            outcome = loop.run(messages, llm, shell, limits, record)
+            loop.run(messages, llm, shell, limits, record, outcome)
+        except Interrupted as err:
+            crashed, outcome.exit_reason, outcome.detail = True, "error", str(err)
         except Exception:  # noqa: BLE001 - a bug in the agent: still leave a full record
-            crashed = True
-            outcome = loop.Outcome("error", detail=traceback.format_exc())
+            crashed, outcome.exit_reason, outcome.detail = True, "error", traceback.format_exc()
         finally:
             shell.close()
     result = {"exit_reason": outcome.exit_reason, "steps": outcome.steps, "tokens": outcome.tokens,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
+import signal
 
 from . import repo
-from .attempt import run_attempt
+from .attempt import interrupt, run_attempt
 from .llm import LLMClient
 from .loop import Limits
 
@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     limits = Limits(max_steps=args.max_steps, command_timeout=args.command_timeout,
                     max_output=args.max_output, max_tokens=args.max_tokens)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, interrupt)
     result, crashed = run_attempt(args.mode, problem, args.repo, args.out, limits, llm, environ)
     print(json.dumps({k: result[k] for k in ("exit_reason", "steps", "tokens", "patch_bytes")}))
     return 1 if crashed else 0

@@ -14,7 +14,7 @@ from typing import Callable
 from . import prompts
 from .actions import Action, FormatError, parse_action
 from .llm import LLMClient, LLMError
-from .shell import Observation, Shell
+from .shell import Shell
 
 
 @dataclass(frozen=True)
@@ -53,12 +53,6 @@ def count_tokens(outcome: Outcome, usage: dict, messages: list[dict], reply: str
     return usage
 
 
-def describe(obs: Observation, limits: Limits) -> str:
-    if obs.timed_out:
-        return prompts.TIMED_OUT.format(timeout=limits.command_timeout, cwd=obs.cwd, output=obs.output)
-    return prompts.OBSERVATION.format(exit_code=obs.exit_code, cwd=obs.cwd, output=obs.output)
-
-
 def read_reply(content: str, limits: Limits) -> tuple[str, Action | None, str | None]:
     """Return (the text to keep in the history, the action or None, the format error or None)."""
     if len(content) > limits.max_reply_chars:
@@ -81,12 +75,11 @@ def limit_reached(outcome: Outcome, limits: Limits) -> bool:
 
 
 def run(messages: list[dict], llm: LLMClient, shell: Shell, limits: Limits,
-        record: Callable[[dict], None]) -> Outcome:
-    """Run the loop on `messages` (system + task); `record` gets one dict per step.
+        record: Callable[[dict], None], outcome: Outcome) -> Outcome:
+    """Run the loop on `messages` (system + task), counting into `outcome`, and return it.
 
-    Each record's `messages` holds the messages that are new since the previous record.
+    `record` gets one dict per step; its `messages` are those new since the previous record.
     """
-    outcome = Outcome("step_limit")
     new = list(messages)
     failures = 0
     while not limit_reached(outcome, limits):
@@ -122,7 +115,7 @@ def run(messages: list[dict], llm: LLMClient, shell: Shell, limits: Limits,
         else:
             obs = shell.run(action.command)
             entry["action"], entry["observation"] = action.command, asdict(obs)
-            answer = describe(obs, limits)
+            answer = prompts.observation(obs.exit_code, obs.timed_out, obs.cwd, obs.output, limits.command_timeout)
         left = limits.max_steps - outcome.steps
         if 0 < left <= 3:
             answer += prompts.STEPS_LEFT.format(left=left)

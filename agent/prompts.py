@@ -98,3 +98,11 @@ def initial_messages(mode: str, problem: str, repo: str, replace_tool: str,
     system = SYSTEM.format(timeout=timeout, max_output=max_output, replace_tool=replace_tool)
     task = (IMPROVE if mode == "improve" else SOLVE).format(repo=repo, problem=problem)
     return [{"role": "system", "content": system}, {"role": "user", "content": task}]
+
+
+def observation(exit_code: int | None, timed_out: bool, cwd: str, output: str, timeout: float) -> str:
+    """The message that shows the model what its command did."""
+    output = output if output.strip() else "(no output)"
+    if timed_out:
+        return TIMED_OUT.format(timeout=timeout, cwd=cwd, output=output)
+    return OBSERVATION.format(exit_code=exit_code, cwd=cwd, output=output)

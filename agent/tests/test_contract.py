@@ -6,12 +6,15 @@ They run `python -m agent` as a subprocess, as hgm does, against a scripted mode
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 from agent.tests.fake_server import FakeLLM
+from agent.tests.test_shell import process_gone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # holds agent/
 REPLACE = os.path.join(ROOT, "agent", "tools", "replace.py")
@@ -144,6 +147,28 @@ class ContractTest(unittest.TestCase):
                               "--max-output", "500")
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertEqual(self.outputs()[0]["exit_reason"], "cost_limit")
+
+    def test_sigterm_kills_the_command_and_still_writes_the_files(self):
+        make_repo(self.repo)
+        marker, pidfile = os.path.join(self.tmp, "started"), os.path.join(self.tmp, "sleep.pid")
+        script = [f"```bash\necho y >> calc.py; sleep 300 & echo $! > {pidfile}; touch {marker}; wait\n```"]
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("HGM_")}
+        with FakeLLM.tcp(script) as fake:
+            environ.update(HGM_LLM_URL=fake.url)
+            proc = subprocess.Popen([sys.executable, "-m", "agent", "solve", "--problem", self.problem, "--repo",
+                                     self.repo, "--out", self.out], cwd=ROOT, env=environ,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 30
+            while not os.path.exists(marker) and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            self.assertNotEqual(proc.wait(timeout=20), 0)
+        result, steps, patch = self.outputs()
+        self.assertEqual(result["exit_reason"], "error")
+        self.assertIn("signal", result["detail"])
+        self.assertIn(b"+y", patch)
+        with open(pidfile) as f:
+            self.assertTrue(process_gone(int(f.read())))
 
     def test_improve_runs_on_the_agent_source(self):
         source = os.path.join(self.tmp, "source")

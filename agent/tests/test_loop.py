@@ -8,7 +8,7 @@ import unittest
 
 from agent import prompts
 from agent.llm import LLMClient
-from agent.loop import Limits, run
+from agent.loop import Limits, Outcome, run
 from agent.shell import Shell, command_env
 from agent.tests.fake_server import FakeLLM
 
@@ -35,7 +35,7 @@ class LoopTest(unittest.TestCase):
         with FakeLLM.tcp(script) as fake:
             llm = LLMClient(fake.url, "m", attempts=2, backoff=0, timeout=5)
             try:
-                outcome = run(messages, llm, shell, limits, self.records.append)
+                outcome = run(messages, llm, shell, limits, self.records.append, Outcome("error"))
             finally:
                 shell.close()
         self.requests = fake.requests
@@ -106,7 +106,7 @@ class LoopTest(unittest.TestCase):
         messages = prompts.initial_messages("solve", "fix it", self.dir, "replace.py", 5, 1000)
         shell = Shell(self.dir, 5, 1000, {})
         llm = LLMClient(os.path.join(self.dir, "nothing.sock"), "m", attempts=1, backoff=0)
-        outcome = run(messages, llm, shell, limits, self.records.append)
+        outcome = run(messages, llm, shell, limits, self.records.append, Outcome("error"))
         shell.close()
         self.assertEqual(outcome.exit_reason, "error")
         self.assertIn("cannot reach", outcome.detail)
