@@ -24,7 +24,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 from archive.errors import ArchiveError, DuplicateEvaluation
 from archive.records import EvalRecord, ExpansionRecord
@@ -93,6 +93,7 @@ class Progress:
     elapsed_s: float
     busy: list[tuple[str, str, float]]  # (worker, what, seconds running)
     stopping: str | None
+    view: Any = None  # the scheduler's SearchView at the time of the snapshot
 
 
 @dataclass
@@ -373,4 +374,5 @@ class Executor:
             elapsed_s=now - self._t0,
             busy=sorted(busy),
             stopping=self._stop_reason,
+            view=view,
         )

@@ -1,0 +1,188 @@
+"""`hgm run`, `hgm resume RUN` and `hgm best RUN`: start, continue and read an evolution run.
+
+Heavy modules (archive, sandbox, gateway, numpy) are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from hgm.cli.common import fail, print_json
+
+EXIT_INTERRUPTED = 130
+EXIT_FAILED = 1
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"run {summary['run_dir']}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary.get("evaluation_outcomes", {}).items())) or "-"
+    table.add_row("ended", f"{summary.get('stop_reason', '-')} (status {summary['status']})")
+    table.add_row("evaluations", f"{summary['evaluations']} measured / budget {summary.get('budget_evals', '-')} ({outcomes})")
+    table.add_row("nodes", f"{summary['nodes']} (expansions: {summary['expansions_ok']} ok, "
+                  f"{summary['expansions_failed']} failed, {summary['expansions_abandoned']} abandoned)")
+    table.add_row("spent", f"${summary['cost_usd']:.4f}, {summary['tokens']:,} tokens in {summary['llm_calls']} calls")
+    table.add_row("best belief", _best_text(summary.get("best")))
+    console.print(table)
+
+
+def _best_text(best: dict[str, Any] | None) -> str:
+    if not best:
+        return "no node evaluated yet"
+    lo, hi = best["interval95"]
+    return (f"node {best['node']}: {best['successes']}/{best['evals']} resolved "
+            f"(mean {best['mean']:.2f}, 95% interval [{lo:.2f}, {hi:.2f}], "
+            f"{100 * best['quantile']:.0f}% belief {best['belief']:.3f})")
+
+
+def _exit_code(reason: str) -> int:
+    if reason == "interrupted":
+        return EXIT_INTERRUPTED
+    if reason in ("infra_errors", "internal_error"):
+        return EXIT_FAILED
+    return 0
+
+
+def _session(run: Any, config: Any, workers: int | None, json_out: bool) -> int:
+    from hgm.loop.display import LiveDisplay
+    from hgm.loop.runner import RunSetupError, run_session
+
+    display = LiveDisplay(config.policy.final_quantile)
+    display.start()
+    try:
+        result = run_session(run, config, workers=workers, on_tick=display)
+    except RunSetupError as exc:
+        display.stop()
+        fail(str(exc))
+    finally:
+        display.stop()
+    for note in result.messages:
+        typer.echo(note, err=True)
+    for error in result.outcome.errors[:5]:
+        typer.echo(f"warning: {error.strip().splitlines()[-1] if error.strip() else error}", err=True)
+    if json_out:
+        print_json(result.summary)
+    else:
+        _print_summary(result.summary)
+        if result.outcome.stop_reason == "interrupted":
+            typer.echo(f"stopped; continue with: hgm resume {result.summary['run_dir']}", err=True)
+    return _exit_code(result.outcome.stop_reason)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    def run_cmd(
+        run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where the run goes (default ./runs/<timestamp>)."),
+        config_file: Optional[Path] = typer.Option(None, "--config", help="run.toml with any of the options below."),
+        suite: Optional[str] = typer.Option(None, "--suite", help="Task suite: bundled name (mini), path, or swebench:NAME."),
+        tasks: Optional[str] = typer.Option(None, "--tasks", help="Comma-separated task ids (default: all)."),
+        max_tasks: Optional[int] = typer.Option(None, "--max-tasks", help="Use only the first N tasks."),
+        model: Optional[str] = typer.Option(None, "--model", help="local/smollm2, openai/..., scripted:FILE, replay:DIR."),
+        policy: Optional[str] = typer.Option(None, "--policy", help="hgm | dgm | greedy | uniform."),
+        budget_evals: Optional[int] = typer.Option(None, "--budget-evals", help="Task evaluations in all."),
+        budget_usd: Optional[float] = typer.Option(None, "--budget-usd", help="Dollars of model calls in all."),
+        budget_time: Optional[float] = typer.Option(None, "--budget-time", help="Wall-clock seconds in all."),
+        workers: Optional[int] = typer.Option(None, "--workers", help="Parallel workers (default: CPU cores)."),
+        seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (runs with a scripted model repeat)."),
+        seed_evals: Optional[int] = typer.Option(None, "--seed-evals", help="Measure the seed on N tasks first."),
+        sandbox: Optional[str] = typer.Option(None, "--sandbox", help="auto | docker | local."),
+        include_test_patch: Optional[bool] = typer.Option(
+            None, "--include-test-patch/--no-test-patch", help="Show hidden tests to the diagnosis (leaks them)."
+        ),
+        json_out: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
+    ) -> None:
+        """Start an evolution run (no options: the offline default on the bundled mini suite)."""
+        from hgm.config import ConfigError, build_config, default_run_dir
+        from hgm.loop.runner import RunSetupError, create_run
+
+        overrides: dict[str, Any] = {
+            "suite": suite,
+            "tasks": [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
+            "max_tasks": max_tasks,
+            "model": model,
+            "workers": workers,
+            "seed": seed,
+            "seed_evals": seed_evals,
+            "sandbox": sandbox,
+            "policy": {"name": policy},
+            "budget": {"evals": budget_evals, "usd": budget_usd, "wall_clock_s": budget_time},
+            "evolve": {"include_test_patch": include_test_patch},
+        }
+        if config_file is not None and not config_file.is_file():
+            fail(f"config file {config_file} does not exist; pass an existing run.toml")
+        try:
+            config = build_config(config_file, overrides)
+        except ConfigError as exc:
+            fail(str(exc))
+        target = run_dir or default_run_dir()
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            fail(f"{target} already exists and is not empty; choose a new --run-dir or `hgm resume {target}`")
+        from hgm.loop.runner import load_tasks
+
+        try:  # check suite and policy before anything is written
+            load_tasks(config)
+            from hgm.policies import make_policy
+
+            make_policy(config.policy.name, config.policy.policy_options(config.seed))
+        except RunSetupError as exc:
+            fail(str(exc))
+        except (TypeError, ValueError) as exc:
+            fail(f"policy {config.policy.name}: {exc}")
+        try:
+            run = create_run(config, target)
+        except RunSetupError as exc:
+            fail(str(exc))
+        typer.echo(f"run directory: {target}", err=True)
+        try:
+            code = _session(run, config, None, json_out)
+        finally:
+            run.close()
+        raise typer.Exit(code)
+
+    @app.command("resume")
+    def resume_cmd(
+        run: str = typer.Argument(..., help="Run directory (or its name under ./runs)."),
+        workers: Optional[int] = typer.Option(None, "--workers", help="Parallel workers (default: as configured)."),
+        json_out: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
+    ) -> None:
+        """Continue a stopped or crashed run with its own config; work in flight is redone."""
+        from hgm.cli.runs import resolve_run_dir
+        from hgm.loop.runner import RunSetupError, open_for_resume
+
+        try:
+            handle, config = open_for_resume(resolve_run_dir(run))
+        except RunSetupError as exc:
+            fail(str(exc))
+        typer.echo(f"resuming {handle.path}", err=True)
+        try:
+            code = _session(handle, config, workers, json_out)
+        finally:
+            handle.close()
+        raise typer.Exit(code)
+
+    @app.command("best")
+    def best_cmd(
+        run: str = typer.Argument(..., help="Run directory (or its name under ./runs)."),
+        json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    ) -> None:
+        """The best-belief node: highest low quantile of Beta(1+s, 1+f) on its own evaluations."""
+        from hgm.cli.runs import open_run
+        from hgm.loop.summary import best_node
+
+        with open_run(run) as handle:
+            quantile = float((handle.config.get("policy") or {}).get("final_quantile", 0.05))
+            best = best_node(handle, quantile)
+        if json_out:
+            print_json(best)
+        elif best is None:
+            fail("no node of this run has been evaluated yet")
+        else:
+            typer.echo(_best_text(best))
