@@ -52,7 +52,8 @@ def docker_unavailable_reason(image: str = BASE_IMAGE) -> str | None:
 def get_backend(name: BackendName = "auto", image: str = BASE_IMAGE) -> Backend:
     """The named backend; "auto" = Docker when an engine answers and `image` exists, else local.
 
-    "auto" logs which backend it chose and why. "docker" raises SandboxError when no
+    "auto" logs which backend it chose and why (also kept as `backend.selection_reason`).
+    "docker" raises SandboxError when no
     engine answers.
     """
     if name == "docker":
@@ -66,15 +67,19 @@ def get_backend(name: BackendName = "auto", image: str = BASE_IMAGE) -> Backend:
     if name != "auto":
         raise SandboxError(f"unknown sandbox backend {name!r}; use auto, docker or local")
     reason = docker_unavailable_reason(image)
+    chosen: Backend
     if reason is None:
         from sandbox.docker_backend import DockerBackend
 
-        log.info("sandbox backend: docker (engine answers, %s present)", image)
-        return DockerBackend()
-    from sandbox.local_backend import LocalBackend
+        chosen, why = DockerBackend(), f"a Docker engine answers and {image} exists"
+        log.info("sandbox backend: docker, because %s", why)
+    else:
+        from sandbox.local_backend import LocalBackend
 
-    log.warning("sandbox backend: local, because %s", reason)
-    return LocalBackend()
+        chosen, why = LocalBackend(), reason
+        log.warning("sandbox backend: local, because %s", why)
+    chosen.selection_reason = why  # type: ignore[attr-defined]
+    return chosen
 
 
 __all__ = [

@@ -371,6 +371,11 @@ class DockerSession:
                 finished = self._pump(raw, demux, time.monotonic() + KILL_GRACE)
                 if not finished:
                     self._restart()
+        except BaseException:
+            # Ctrl-C or a broken stream: do not leave the command running in the container
+            if not self._closed:
+                _shielded(self._kill_exec, token)
+            raise
         finally:
             try:
                 sock.close()
