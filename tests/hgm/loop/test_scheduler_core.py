@@ -1,0 +1,187 @@
+"""Scheduler core: budget reserved at dispatch, no duplicate pairs, pending work, failures."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import numpy as np
+import pytest
+
+from hgm.loop.scheduler import Job, Scheduler, SchedulerError
+from hgm.loop.state import SearchState
+from hgm.policies import Evaluate, Expand, Wait, make_policy
+
+TASKS = tuple(f"t{i}" for i in range(30))
+
+
+def _scheduler(budget: int, policy: str = "hgm", seed_evals: int = 0, **kw: object) -> Scheduler:
+    st = SearchState(TASKS)
+    st.add_node(0, None)
+    return Scheduler(st, make_policy(policy), budget_evals=budget, rng=np.random.default_rng(0), seed_evals=seed_evals, **kw)
+
+
+@pytest.mark.parametrize("policy", ["hgm", "dgm", "greedy", "uniform"])
+def test_threads_hammering_dispatch_never_overshoot_the_budget(policy: str) -> None:
+    budget = 150
+    sched = _scheduler(budget, policy)
+    dispatched: list[Job] = []
+    peak = [0]
+    ids = iter(range(1, 10**6))
+    id_lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker(wid: int) -> None:
+        rnd = random.Random(wid)
+        try:
+            while True:
+                job = sched.dispatch()
+                if job is None:
+                    return
+                if isinstance(job, Wait):
+                    sched.wait_for_change(0.01)
+                    continue
+                with sched._lock:  # observe the invariant at its strictest point
+                    peak[0] = max(peak[0], sched.state.evals_used)
+                dispatched.append(job)
+                if job.is_eval:
+                    sched.complete_eval(job, rnd.random() < 0.4)
+                elif rnd.random() < 0.2:
+                    sched.complete_expansion(job, None, cost=0.5, reason="tests failed")
+                else:
+                    with id_lock:
+                        child = next(ids)
+                    sched.complete_expansion(job, child, cost=1.0)
+        except BaseException as exc:  # noqa: BLE001 - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    evals = [j.action for j in dispatched if j.is_eval]
+    assert len(evals) == budget
+    assert peak[0] <= budget
+    assert sched.state.evals_completed == budget
+    assert len({(a.node_id, a.task_id) for a in evals}) == len(evals)  # no pair twice
+    assert sched.finished and sched.dispatch() is None
+
+
+def test_budget_is_reserved_at_dispatch() -> None:
+    sched = _scheduler(3, "uniform")
+    jobs = []
+    while True:
+        job = sched.dispatch()
+        if not isinstance(job, Job):
+            break
+        jobs.append(job)
+        if not job.is_eval:
+            sched.complete_expansion(job, sched.state.next_node_id())
+    evals = [j for j in jobs if j.is_eval]
+    assert len(evals) == 3 and sched.state.evals_in_flight == 3
+    assert sched.dispatch() is None  # nothing finished yet, but nothing more is handed out
+    assert not sched.finished
+    for j in evals:
+        sched.complete_eval(j, True)
+    assert sched.finished
+
+
+def test_failed_expansion_is_recorded_with_cost_and_reason() -> None:
+    sched = _scheduler(10, seed_evals=1)
+    job = sched.dispatch()
+    sched.complete_eval(job, True)
+    job = sched.dispatch()
+    assert isinstance(job.action, Expand)
+    sched.complete_expansion(job, None, cost=0.42, reason="agent's own tests failed")
+    failed = sched.state.failed_expansions
+    assert len(failed) == 1
+    assert (failed[0].parent_id, failed[0].reason, failed[0].cost) == (0, "agent's own tests failed", 0.42)
+    assert sched.state.n_nodes == 1 and sched.state.expansions_in_flight == 0
+    assert sched.state.expansion_cost == pytest.approx(0.42)
+
+
+def test_pending_expansions_are_visible_to_the_policy() -> None:
+    sched = _scheduler(50, seed_evals=1)
+    sched.complete_eval(sched.dispatch(), True)  # 1 eval: 1**0.6 = 1
+    first, second, third = sched.dispatch(), sched.dispatch(), sched.dispatch()
+    assert isinstance(first.action, Expand) and isinstance(second.action, Expand)
+    assert isinstance(third.action, Evaluate)  # 1 < 0 nodes + 2 in flight
+    assert sched.view().expansions_in_flight == 2
+
+
+def test_seed_evaluations_come_first_and_in_order() -> None:
+    calls = []
+
+    class Recording:
+        name = "rec"
+
+        def next_action(self, view, rng):  # noqa: ANN001, ANN201
+            calls.append(view.evals_completed)
+            return Wait()
+
+    st = SearchState(TASKS)
+    st.add_node(0, None)
+    sched = Scheduler(st, Recording(), budget_evals=10, seed_evals=3, task_order_seed=4)
+    jobs = [sched.dispatch() for _ in range(3)]
+    assert all(j.seed and j.action.node_id == 0 for j in jobs)
+    order = np.random.default_rng(4).permutation(len(TASKS))
+    assert [j.action.task_id for j in jobs] == [TASKS[i] for i in order[:3]]
+    assert isinstance(sched.dispatch(), Wait) and calls == []  # policy not asked before seeds finish
+    for j in jobs:
+        sched.complete_eval(j, False)
+    assert sched.dispatch() is None  # the policy waits and nothing is in flight: over
+    assert calls == [3]
+
+
+def test_abandon_frees_budget_and_pair() -> None:
+    sched = _scheduler(1, "uniform")
+    job = sched.dispatch()
+    assert job.is_eval and sched.dispatch() is None
+    sched.abandon(job)
+    assert not sched.state.is_seen(0, job.action.task_id)
+    assert sched.budget_left == 1
+    again = sched.dispatch()
+    assert isinstance(again, Job) and again.is_eval
+
+
+def test_completion_must_match_a_job_in_flight() -> None:
+    sched = _scheduler(5, "uniform")
+    job = sched.dispatch()
+    sched.complete_eval(job, True)
+    with pytest.raises(SchedulerError, match="not in flight"):
+        sched.complete_eval(job, True)
+    with pytest.raises(SchedulerError, match="not in flight"):
+        sched.abandon(Job(999, Evaluate(0, "t1")))
+    exp = sched.dispatch()
+    assert isinstance(exp.action, Expand)
+    with pytest.raises(SchedulerError, match="not what was reported"):
+        sched.complete_eval(exp, True)
+    with pytest.raises(SchedulerError, match="already exists"):
+        sched.complete_expansion(exp, 0)
+    sched.complete_expansion(exp, 1)  # still completable after the refused report
+
+
+def test_policy_proposing_a_seen_pair_is_refused() -> None:
+    class Repeats:
+        name = "repeats"
+
+        def next_action(self, view, rng):  # noqa: ANN001, ANN201
+            return Evaluate(0, "t0")
+
+    st = SearchState(TASKS)
+    st.add_node(0, None)
+    sched = Scheduler(st, Repeats(), budget_evals=5)
+    sched.dispatch()
+    with pytest.raises(SchedulerError, match="twice"):
+        sched.dispatch()
+
+
+def test_stop_ends_dispatch_but_accepts_completions() -> None:
+    sched = _scheduler(10, "uniform")
+    job = sched.dispatch()
+    sched.stop()
+    assert sched.dispatch() is None
+    sched.complete_eval(job, True)
+    assert sched.finished
