@@ -169,7 +169,11 @@ def test_task_metadata(instance_id: str):
     gold_files, test_files = changed_files(instance["patch"]), changed_files(instance["test_patch"])
     assert gold_files and not any(f.startswith("tests/") for f in gold_files)
     assert test_files and all(f.startswith("tests/") for f in test_files)
-    assert instance["problem_statement"].count("tests/") == 0, "the issue must not point at the tests"
+    assert "tests/" not in instance["problem_statement"], "the issue must not point at the tests"
+    added = "\n".join(l for l in instance["test_patch"].splitlines() if l.startswith("+"))
+    for test in instance["FAIL_TO_PASS"]:
+        name = test.split("::")[-1].split("[")[0]
+        assert f"def {name}(" in added, f"{test} is not a test the test patch adds"
 
 
 @pytest.mark.parametrize("instance_id", TASK_IDS)
