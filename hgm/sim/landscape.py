@@ -110,9 +110,32 @@ def parse_landscape(text: str, default_name: str = "custom") -> Landscape:
     unknown = sorted(set(flat) - known)
     if unknown:
         raise LandscapeError(f"landscape {flat['name']!r}: unknown key(s) {', '.join(unknown)}")
-    try:
-        landscape = Landscape(**flat)
-    except TypeError as exc:
-        raise LandscapeError(f"landscape {flat['name']!r}: {exc}") from None
+    for f in fields(Landscape):
+        default = "" if f.name == "name" else f.default
+        if f.name in flat and not _type_ok(default, flat[f.name]):
+            raise LandscapeError(f"landscape {flat['name']!r}: {f.name} must be a {_type_name(default)}, got {flat[f.name]!r}")
+    landscape = Landscape(**flat)
     landscape.validate()
     return landscape
+
+
+def _type_ok(default: Any, value: Any) -> bool:
+    if isinstance(value, bool):
+        return isinstance(default, bool)
+    if isinstance(default, int) and not isinstance(default, bool):
+        return isinstance(value, int)
+    if isinstance(default, float):
+        return isinstance(value, int | float)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    return value is None or isinstance(value, dict)
+
+
+def _type_name(default: Any) -> str:
+    if isinstance(default, int) and not isinstance(default, bool):
+        return "whole number"
+    if isinstance(default, float):
+        return "number"
+    if isinstance(default, str):
+        return "string"
+    return "table"

@@ -1,0 +1,145 @@
+"""Simulator: reproducible worlds, landscapes, and the real policy/scheduler code path."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from hgm.cli import build_app
+from hgm.loop import scheduler as scheduler_module
+from hgm.policies.hgm import HGMPolicy
+from hgm.sim.landscape import LandscapeError, load_landscape, parse_landscape, shipped_landscapes
+from hgm.sim.runner import simulate_run
+from hgm.sim.world import World
+
+
+def test_shipped_landscapes_load() -> None:
+    names = shipped_landscapes()
+    assert {"default", "mismatch", "no-mismatch", "lineage-drift"} <= set(names)
+    for name in names:
+        assert load_landscape(name).name == name
+
+
+def test_lineage_drift_is_the_specified_world() -> None:
+    ls = load_landscape("lineage-drift")
+    assert (ls.root_skill, ls.root_drift, ls.drift_step_sd, ls.jump_sd) == (0.10, 0.0, 0.04, 0.03)
+    assert (ls.expansion_failure_prob, ls.n_tasks, ls.seed_evals, ls.task_model) == (0.05, 60, 5, "uniform")
+    assert ls.drift_persistence == 1.0 and ls.drift_jump_coupling == 0.0
+    assert ls.policy_options == {"hgm": {"n_pseudo_descendant_evals": 10}}
+
+
+def test_world_is_reproducible_from_its_seed() -> None:
+    ls = load_landscape("default")
+
+    def trace(seed: int) -> tuple[list[float], list[bool]]:
+        w = World(ls, seed)
+        for parent in [0, 0, 1, 2, 1, 3]:
+            if parent < w.n_nodes:
+                w.expand(parent)
+        outcomes = [w.evaluate(n % w.n_nodes, w.task_ids[n]) for n in range(30)]
+        return list(w.skill), outcomes
+
+    assert trace(5) == trace(5)
+    assert trace(5) != trace(6)
+    a = simulate_run(ls, "hgm", budget=60, seed=3, workers=4)
+    b = simulate_run(ls, "hgm", budget=60, seed=3, workers=4)
+    assert a.chosen_skill == b.chosen_skill and a.best_skill == b.best_skill and a.n_nodes == b.n_nodes
+
+
+def test_lineage_drift_child_follows_the_formula() -> None:
+    ls = load_landscape("lineage-drift")
+    w = World(ls, 11)
+    kids = [w.expand(0) for _ in range(200)]
+    ok = [k for k in kids if k is not None]
+    assert 0.85 < len(ok) / len(kids) < 1.0  # 5 % failures
+    drifts = np.array([w.drift[k] for k in ok])
+    steps = np.array([w.skill[k] - 0.10 - w.drift[k] for k in ok if 0 < w.skill[k] < 1])
+    assert abs(drifts.std() - 0.04) < 0.008 and abs(steps.std() - 0.03) < 0.006
+
+
+def test_a_child_never_exists_without_its_parent() -> None:
+    w = World(load_landscape("mismatch"), 1)
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        w.expand(int(rng.integers(w.n_nodes)))
+    for child in range(1, w.n_nodes):
+        assert 0 <= w.parent[child] < child
+    with pytest.raises(ValueError):
+        w.expand(w.n_nodes)
+
+
+def test_simulator_drives_the_real_scheduler_and_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No simulator-only copy: patching the real classes is seen by the simulator."""
+    calls = {"dispatch": 0, "policy": 0}
+    real_dispatch = scheduler_module.Scheduler.dispatch
+    real_next = HGMPolicy.next_action
+
+    def counting_dispatch(self):  # noqa: ANN001, ANN202
+        calls["dispatch"] += 1
+        return real_dispatch(self)
+
+    def counting_next(self, view, rng):  # noqa: ANN001, ANN202
+        calls["policy"] += 1
+        return real_next(self, view, rng)
+
+    monkeypatch.setattr(scheduler_module.Scheduler, "dispatch", counting_dispatch)
+    monkeypatch.setattr(HGMPolicy, "next_action", counting_next)
+    result = simulate_run(load_landscape("lineage-drift"), "hgm", budget=40, seed=0)
+    assert calls["dispatch"] >= 40 and calls["policy"] >= 35
+    assert result.evals_used == 40
+
+
+@pytest.mark.parametrize("workers", [1, 16])
+def test_runs_spend_exactly_the_budget(workers: int) -> None:
+    for policy in ("hgm", "dgm", "greedy", "uniform"):
+        r = simulate_run(load_landscape("default"), policy, budget=120, seed=2, workers=workers)
+        assert r.evals_used == 120
+        assert r.checkpoints[-1] == 120 and len(r.checkpoints) == len(r.best_skill)
+        assert all(b >= c - 1e-12 for b, c in zip(r.best_skill, r.chosen_skill["lineage"], strict=True))
+
+
+def test_bad_landscapes_get_clear_errors(tmp_path) -> None:  # noqa: ANN001
+    with pytest.raises(LandscapeError, match="unknown key"):
+        parse_landscape('name = "x"\nbogus = 1\n')
+    with pytest.raises(LandscapeError, match="not valid TOML"):
+        parse_landscape("name = ")
+    with pytest.raises(LandscapeError, match="root_skill"):
+        parse_landscape("root_skill = 2.0")
+    with pytest.raises(LandscapeError, match="must be"):
+        parse_landscape('n_tasks = "many"')
+    with pytest.raises(LandscapeError, match="does not exist"):
+        load_landscape(str(tmp_path / "missing.toml"))
+
+
+def test_cli_json_and_errors(tmp_path) -> None:  # noqa: ANN001
+    runner = CliRunner()
+    app = build_app()
+    out = runner.invoke(app, ["simulate", "-p", "hgm", "-p", "greedy", "--landscape", "lineage-drift", "--budget-evals", "30", "--seeds", "3", "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert set(data["policies"]) == {"hgm", "greedy"}
+    hgm = data["policies"]["hgm"]
+    assert len(hgm["chosen"]["values"]) == 3 and hgm["chosen"]["ci_low"] <= hgm["chosen"]["mean"] <= hgm["chosen"]["ci_high"]
+    assert set(hgm["rules"]) == {"raw-mean", "best-belief", "lineage"}
+    assert hgm["curve"]["evals"][-1] == 30
+    for args, needle in (
+        (["--policy", "magic"], "unknown policy"),
+        (["--landscape", "nowhere"], "no landscape"),
+        (["--seeds", "0"], "--seeds"),
+        (["--alpha", "-1"], "alpha"),
+        (["--selection", "vibes"], "selection rule"),
+        (["--plot", str(tmp_path / "x.txt")], ".png"),
+    ):
+        bad = runner.invoke(app, ["simulate", *args])
+        assert bad.exit_code == 2 and needle in bad.output, (args, bad.output)
+
+
+def test_cli_plot(tmp_path) -> None:  # noqa: ANN001
+    pytest.importorskip("matplotlib")
+    target = tmp_path / "curve.png"
+    out = CliRunner().invoke(build_app(), ["simulate", "--budget-evals", "20", "--seeds", "2", "--plot", str(target)])
+    assert out.exit_code == 0, out.output
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
