@@ -396,6 +396,31 @@ class Run:
                 raise
         return node_id
 
+    def import_nodes(self, nodes: Iterable[tuple[int, str]]) -> list[int]:
+        """Bulk-add (parent_id, operator) nodes that reuse their parent's commit, in one transaction.
+
+        No git commit is made: for simulations and benchmarks, where the tree's shape and
+        evaluations matter but the agents' code does not. Parents must exist or come
+        earlier in `nodes`. Returns the new ids in order.
+        """
+        self._require_writable()
+        nodes = list(nodes)
+        with self._write_mutex:
+            (first,) = self._read_one("SELECT COALESCE(MAX(id), -1) + 1 FROM nodes")
+            commits = dict(self._conn.execute("SELECT id, commit_sha FROM nodes"))
+            rows, now = [], time.time()
+            for offset, (parent_id, operator) in enumerate(nodes):
+                if parent_id not in commits:
+                    raise UnknownNode(f"run {self.path} has no node {parent_id} to import a child of")
+                node_id = first + offset
+                commits[node_id] = commits[parent_id]
+                rows.append((node_id, parent_id, commits[parent_id], now, operator))
+            with db.transaction(self._conn):
+                self._conn.executemany(
+                    "INSERT INTO nodes (id, parent_id, commit_sha, created, operator) VALUES (?, ?, ?, ?, ?)", rows
+                )
+        return [row[0] for row in rows]
+
     def record_llm_call(
         self,
         *,

@@ -136,13 +136,18 @@ def register(app: typer.Typer) -> None:
 
     @app.command("runs")
     def runs_cmd(
-        directory: Path = typer.Argument(DEFAULT_RUNS_DIR, help="Folder holding run directories."),
+        directory: Path = typer.Argument(None, help="Folder holding run directories [default: ./runs]."),
         json_out: bool = typer.Option(False, "--json", help="Print the runs as JSON."),
     ) -> None:
         """List the runs in a folder: id, created, status, nodes, evaluations, best score."""
-        if not directory.is_dir():
+        if directory is None and not DEFAULT_RUNS_DIR.exists():
+            summaries = []  # nothing has run here yet: not an error
+        elif not (directory or DEFAULT_RUNS_DIR).is_dir():
             fail(f"{directory} is not a folder; pass the folder that holds your runs (default ./runs)")
-        summaries = [_run_summary(p) for p in _find_runs(directory)]
+        else:
+            directory = directory or DEFAULT_RUNS_DIR
+            summaries = [_run_summary(p) for p in _find_runs(directory)]
+        directory = directory or DEFAULT_RUNS_DIR
         summaries.sort(key=lambda r: r.get("created") or "")
         if json_out:
             print_json(summaries)

@@ -2,38 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from archive import Run
-
-
-def make_agent(path: Path, body: str = "print('seed')\n") -> Path:
-    """A tiny agent source tree with a package, an executable script and a byte-code cache."""
-    (path / "agent").mkdir(parents=True)
-    (path / "agent" / "__init__.py").write_text("")
-    (path / "agent" / "main.py").write_text(body)
-    script = path / "run.sh"
-    script.write_text("#!/bin/sh\necho run\n")
-    script.chmod(0o755)
-    (path / "agent" / "__pycache__").mkdir()
-    (path / "agent" / "__pycache__" / "main.cpython-311.pyc").write_bytes(b"\x00junk")
-    return path
-
-
-def snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    """Every path under root (and root itself) with size and mtime, to prove nothing was written."""
-    result = {}
-    if root.exists():
-        result["."] = (0, root.stat().st_mtime_ns)
-        for dirpath, dirnames, filenames in os.walk(root):
-            for name in dirnames + filenames:
-                full = Path(dirpath) / name
-                st = full.lstat()
-                result[str(full.relative_to(root))] = (st.st_size if full.is_file() else 0, st.st_mtime_ns)
-    return result
+from tests.archive.helpers import make_agent
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import git
 import pytest
 
 from archive.agents_git import AgentStore, branch
-from tests.archive.conftest import make_agent
+from tests.archive.helpers import make_agent
 
 
 @pytest.fixture

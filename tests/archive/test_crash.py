@@ -13,7 +13,7 @@ from pathlib import Path
 
 from archive import EvalRecord, Run
 from archive.schema import EVAL_STATUSES
-from tests.archive.conftest import make_agent
+from tests.archive.helpers import make_agent
 
 REPO = Path(__file__).resolve().parents[2]
 KILL_AFTER = 3000  # committed evaluations before the kill

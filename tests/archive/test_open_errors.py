@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from archive import CorruptDatabase, MissingGitStore, NewerSchema, NotARun, Run, SCHEMA_VERSION
-from tests.archive.conftest import snapshot
+from tests.archive.helpers import snapshot
 
 
 @pytest.fixture

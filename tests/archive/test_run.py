@@ -18,7 +18,7 @@ from archive import (
     UnknownNode,
 )
 from archive.agents_git import AgentStore
-from tests.archive.conftest import make_agent
+from tests.archive.helpers import make_agent
 
 
 def test_create_freezes_config_and_commits_seed_as_node_0(run: Run, tmp_path: Path) -> None:
@@ -195,3 +195,15 @@ def test_store_can_be_reopened_directly(run: Run) -> None:
     store = AgentStore(run.path / "agents.git")
     assert store.node_ids() == [0]
     store.close()
+
+
+def test_import_nodes_bulk_without_git(run: Run) -> None:
+    ids = run.import_nodes([(0, "sim"), (1, "sim"), (1, "sim")])
+    assert ids == [1, 2, 3]
+    tree = run.tree()
+    assert tree[1].children == [2, 3]
+    assert tree[3].commit == run.node(0)["commit_sha"]  # reuses the seed's code
+    with pytest.raises(UnknownNode):
+        run.import_nodes([(0, "sim"), (99, "sim")])
+    assert len(run.tree()) == 4  # all or nothing
+    assert run.agents.node_ids() == [0]

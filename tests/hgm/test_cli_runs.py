@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from archive import SCHEMA_VERSION, EvalRecord, ExpansionRecord, Run
 from hgm.cli import build_app
 from hgm.cli.runs import open_run
-from tests.archive.conftest import make_agent, snapshot
+from tests.archive.helpers import make_agent, snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,6 +76,17 @@ def test_runs_lists_broken_run_as_unreadable(app, runs_dir: Path) -> None:
 def test_runs_on_missing_folder_exits_2(app, tmp_path: Path) -> None:
     result = invoke(app, "runs", str(tmp_path / "nope"))
     assert result.exit_code == 2 and "not a folder" in result.stderr
+
+
+def test_runs_default_folder(app, runs_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(runs_dir.parent)
+    assert {r["id"] for r in json.loads(invoke(app, "runs", "--json").stdout)} == {"alpha", "beta"}
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)  # no ./runs yet: an empty listing, not an error
+    result = invoke(app, "runs", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout) == []
+    assert "no runs" in invoke(app, "runs").stdout
 
 
 def test_show_json_tree(app, runs_dir: Path) -> None:
