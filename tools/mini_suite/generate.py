@@ -403,6 +403,10 @@ def measure(bundle: Path, task: Task) -> None:
     task.pass_to_pass = sorted(t for t in after if before.get(t) == "PASSED")
     if not task.fail_to_pass:
         raise SuiteError(f"{task.instance_id}: no test fails before the gold patch")
+    added = "\n".join(l for l in task.test_patch.splitlines() if l.startswith("+"))
+    stray = [t for t in task.fail_to_pass if f"def {t.split('::')[-1].split('[')[0]}(" not in added]
+    if stray:
+        raise SuiteError(f"{task.instance_id}: tests the test patch does not add fail at base: {stray}")
 
 
 # ---------------------------------------------------------------- whole suite
