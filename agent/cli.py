@@ -50,9 +50,8 @@ def read_problem(path: str) -> str:
     return text
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """Validate the arguments (exit 2 with one line naming the problem); return the task text."""
     if not os.path.isfile(args.problem):
         parser.error(f"--problem {args.problem}: no such file")
     problem = read_problem(args.problem)
@@ -66,10 +65,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--repo {args.repo}: not a git work tree (run `git init` and commit first)")
     if args.mode == "improve" and not os.path.isfile(os.path.join(args.repo, "agent", "__main__.py")):
         parser.error(f"--repo {args.repo}: improve needs the folder that contains agent/")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        parser.error(f"--out {args.out}: exists and is not a directory")
     for name in ("max_steps", "max_output", "max_tokens", "command_timeout", "llm_timeout", "llm_attempts"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
-    environ = dict(os.environ)
+    return problem
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    problem = check(parser, args)
+    environ = dict(os.environ)  # passed on to commands without secrets; the agent reads only HGM_*
     try:
         llm = LLMClient.from_env(environ, timeout=args.llm_timeout, attempts=args.llm_attempts)
     except ValueError as err:

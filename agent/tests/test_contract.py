@@ -201,6 +201,7 @@ class ContractTest(unittest.TestCase):
             (("solve", "--problem", self.problem, "--repo", self.repo, "--out", self.out, "--max-steps", "0"),
              "must be positive"),
             (("solve", "--repo", self.repo), "required"),
+            (("solve", "--problem", self.problem, "--repo", self.repo, "--out", self.problem), "not a directory"),
         ]
         for args, fragment in cases:
             done = self.agent(*args)
