@@ -75,7 +75,7 @@ def error_of(status: int, body: bytes) -> LLMError:
     except (ValueError, AttributeError):
         error = {"message": body[:500].decode("utf-8", errors="replace")}
     code = f"{error.get('code') or ''} {error.get('type') or ''}".lower()
-    text = f"HTTP {status}: {error.get('message') or ''} [{code.strip()}]"
+    text = f"HTTP {status}: {str(error.get('message') or '')[:1000]} [{code.strip()}]"
     if status == 402 or "budget" in code or "quota" in code:
         return LLMError(text, "budget")
     if status in (401, 403):
