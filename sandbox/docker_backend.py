@@ -382,10 +382,13 @@ class DockerSession:
             except OSError:
                 pass
         exit_code = TIMEOUT_EXIT_CODE if timed_out else self._exit_code(exec_id)
+        stdout, stderr = out.text(), err.text()
+        if exit_code == 126 and stdout.startswith("OCI runtime exec failed"):
+            stdout, stderr = "", stdout.strip() + "\n"  # the runtime reports on the output stream
         return ExecResult(
             exit_code=exit_code,
-            stdout=out.text(),
-            stderr=err.text(),
+            stdout=stdout,
+            stderr=stderr,
             duration=time.monotonic() - started,
             timed_out=timed_out,
             truncated=out.truncated or err.truncated,

@@ -15,7 +15,8 @@ Isolation is much weaker than Docker's and the backend says so once per instance
   RLIMIT_NPROC counts *all* processes of the uid and is ignored for root, so a fork bomb
   is only contained when hgm runs as an unprivileged user. RLIMIT_AS limits virtual
   memory, not resident memory. `cpus` is not enforced.
-* Network: `unshare --net` (a new, empty network namespace) when the process may create
+* Network: `unshare --net` (a new network namespace with only loopback, brought up
+  with `ip` when available, as in Docker's "none" network) when the process may create
   one (root, or `unshare --map-root-user --net` with unprivileged user namespaces);
   probed once per backend instance. Otherwise the command has the host's network.
 * Environment: never the parent's (no API keys leak): PATH, HOME, TMPDIR, LANG, then
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 
 TIMEOUT_EXIT_CODE = 124
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+LOOPBACK_UP = 'ip link set lo up 2>/dev/null; exec "$@"'
 # the same git identity the Docker base image configures system-wide
 GITCONFIG = """[user]
 \tname = hgm agent
@@ -227,6 +229,8 @@ class LocalSession:
         cwd = self.resolve(workdir or self.spec.workdir)
         started = time.monotonic()
         deadline = started + max(0.0, float(timeout))
+        if not os.path.isdir(cwd):  # same outcome as docker exec with a missing workdir
+            return ExecResult(126, "", f"cannot chdir to {workdir or self.spec.workdir}: no such directory\n", 0.0)
         try:
             proc = subprocess.Popen(
                 prefix + argv,
@@ -307,6 +311,9 @@ class LocalBackend:
                         if probe.returncode == 0:
                             self._net_prefix = prefix
                             break
+                if self._net_prefix and shutil.which("ip", path=DEFAULT_PATH):
+                    # a fresh namespace has loopback down; Docker's "none" network has it up
+                    self._net_prefix = self._net_prefix + ["sh", "-c", LOOPBACK_UP, "hgm-netns"]
             return self._net_prefix
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import tarfile
 import threading
 import time
@@ -45,6 +46,15 @@ def processes_with(session: Session, marker: str) -> list[str]:
     res = session.exec("ps -eo pid,stat,args", timeout=20)
     assert res.exit_code == 0, res.stderr
     return [line for line in res.stdout.splitlines() if marker in line]
+
+
+def wait_until_gone(session: Session, marker: str, seconds: float = 10.0) -> list[str]:
+    """Poll `ps` until no process carries `marker` (orphans of the local backend are reaped
+    asynchronously by the host's init); return what is left."""
+    deadline = time.monotonic() + seconds
+    while (left := processes_with(session, marker)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
 
 
 def test_session_satisfies_the_protocol(backend):
@@ -117,10 +127,7 @@ def test_deadline_kills_background_and_setsid_escapees_without_zombies(backend):
     with backend.open(spec()) as box:
         res = box.exec(cmd, timeout=1.0)
         assert res.timed_out and res.stdout == "started\n"
-        deadline = time.monotonic() + 10  # the local backend's orphans are reaped by the host's init
-        while (left := processes_with(box, marker)) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert left == []
+        assert wait_until_gone(box, marker) == []
         if backend.name == "docker":  # docker-init reaps everything in the container
             stats = box.exec("ps -eo stat=").stdout.split()
             assert stats and not any(s.startswith("Z") for s in stats)
@@ -180,6 +187,20 @@ def test_tcp_connections_fail_local(local_backend, tcp_listener):
     assert accepted == []
 
 
+LOOPBACK = """
+import socket
+server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen(1)
+client = socket.create_connection(server.getsockname(), timeout=3)
+conn, _ = server.accept(); conn.sendall(b"over loopback"); print(client.recv(100).decode())
+"""
+
+
+def test_loopback_works_inside_the_sandbox(backend):
+    with backend.open(spec()) as box:
+        res = box.exec(["python3", "-c", LOOPBACK], timeout=20)
+        assert res.stdout.strip() == "over loopback", res
+
+
 def test_mounted_gateway_socket_works(backend, gateway_dir: Path):
     mount = Mount(source=str(gateway_dir), target="/run/hgm-gateway", read_only=True)
     with backend.open(spec(mounts=(mount,))) as box:
@@ -227,6 +248,33 @@ def test_session_is_removed_after_an_exception_in_the_with_block(backend, error)
     with pytest.raises(SandboxError):
         box.exec("true")
     box.close()  # closing twice is fine
+
+
+def test_ctrl_c_during_exec_kills_the_command_and_then_the_session(backend):
+    marker = f"int-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(KeyboardInterrupt):
+        with backend.open(spec()) as box:
+            timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+            timer.start()
+            started = time.monotonic()
+            with pytest.raises(KeyboardInterrupt):
+                box.exec(f"sh -c 'sleep 60' {marker}", timeout=60)
+            assert time.monotonic() - started < 10
+            assert wait_until_gone(box, marker) == []
+            raise KeyboardInterrupt
+    with pytest.raises(SandboxError):
+        box.exec("true")
+    if backend.name == "docker":
+        import docker
+
+        with pytest.raises(docker.errors.NotFound):
+            backend.client.containers.get(box.container_id)
+
+
+def test_a_missing_workdir_gives_exit_126(backend):
+    with backend.open(spec()) as box:
+        res = box.exec("pwd", workdir="/no/such/dir")
+        assert res.exit_code == 126 and res.stdout == "" and res.stderr
 
 
 def test_four_parallel_sessions_do_not_interfere(backend):
