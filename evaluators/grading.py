@@ -74,7 +74,7 @@ def apply_patch(session: Session, testbed: str, patch: str) -> tuple[bool, str]:
     return False, error.splitlines()[-1] if error else "patch did not apply"
 
 
-def test_spec_for(task: Task, env: GradingEnv) -> Any:
+def swebench_spec(task: Task, env: GradingEnv) -> Any:
     """A swebench TestSpec carrying what grading reads (parser, tests, eval type)."""
     from swebench.types import TestSpec
 
@@ -102,7 +102,7 @@ def grade_log(task: Task, log: str, patch: str, env: GradingEnv) -> tuple[Outcom
         log_path = Path(tmp) / "test_output.txt"
         log_path.write_text(log)
         prediction = {"instance_id": task.instance_id, "model_patch": patch, "model_name_or_path": "hgm"}
-        report = get_eval_report(test_spec_for(task, env), prediction, str(log_path), True)[task.instance_id]
+        report = get_eval_report(swebench_spec(task, env), prediction, str(log_path), True)[task.instance_id]
     if report.get("resolved"):
         return Outcome.RESOLVED, report, ""
     exit_code = parse_test_exit_code(log)
@@ -186,4 +186,4 @@ def summarize(results: list[GradeResult]) -> Mapping[str, int]:
     return counts
 
 
-__all__ = ["apply_patch", "grade", "grade_log", "python_for", "summarize", "test_spec_for"]
+__all__ = ["apply_patch", "grade", "grade_log", "python_for", "summarize", "swebench_spec"]
