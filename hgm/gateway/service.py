@@ -21,7 +21,7 @@ from hgm.gateway.protocol import (
 from hgm.gateway.records import CallRecord, Recorder
 from hgm.gateway.redact import redact
 from hgm.gateway.retry import call_with_retries
-from hgm.gateway.types import Backend, BackendError, Completion
+from hgm.gateway.types import Backend, BackendError, Completion, CompletionParams
 
 BUDGET_STATUS = 402  # not 429: generic clients retry 429, but a spent budget stays spent
 
@@ -99,7 +99,7 @@ class ChatService:
         )
         return 200, completion_body(completion, request.model or self.config.alias)
 
-    def _with_defaults(self, params: Any) -> Any:
+    def _with_defaults(self, params: CompletionParams) -> CompletionParams:
         config = self.config
         max_tokens = params.max_tokens if params.max_tokens is not None else config.default_max_tokens
         if config.max_tokens_cap is not None:
