@@ -8,11 +8,15 @@ byte-code caches are ignored through the repository's `info/exclude`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import git
+
+from archive.errors import GitStoreError
 
 GIT_DIR_NAME = "agents.git"
 EXCLUDES = ("__pycache__/", "*.pyc", "*.pyo", ".pytest_cache/", ".mypy_cache/", ".ruff_cache/")
@@ -25,6 +29,17 @@ IDENTITY = {
 BRANCH_PREFIX = "refs/heads/node/"
 
 
+@contextlib.contextmanager
+def _git_errors(what: str, git_dir: Path) -> Iterator[None]:
+    """Turn a failed git command into a one-line GitStoreError."""
+    try:
+        yield
+    except git.GitCommandError as exc:
+        lines = [ln.strip() for ln in str(exc.stderr or "").splitlines() if ln.strip()]
+        detail = lines[-1].removeprefix("stderr: ").strip("'") if lines else f"exit {exc.status}"
+        raise GitStoreError(f"git could not {what} ({detail}); check {git_dir}") from exc
+
+
 def branch(node_id: int) -> str:
     """The full ref name of a version's branch."""
     return f"{BRANCH_PREFIX}{node_id}"
@@ -35,7 +50,10 @@ class AgentStore:
 
     def __init__(self, git_dir: Path) -> None:
         self.git_dir = Path(git_dir)
-        self.repo = git.Repo(self.git_dir)
+        try:
+            self.repo = git.Repo(self.git_dir)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
+            raise GitStoreError(f"{self.git_dir} is not a git repository; restore it from a backup") from exc
 
     @classmethod
     def init(cls, git_dir: Path) -> "AgentStore":
@@ -53,23 +71,26 @@ class AgentStore:
         tree_dir = Path(tree_dir).resolve()
         if not tree_dir.is_dir():
             raise FileNotFoundError(f"agent directory {tree_dir} does not exist")
-        with tempfile.TemporaryDirectory(prefix="hgm-index-") as tmp:
-            env = self._env(GIT_WORK_TREE=str(tree_dir), GIT_INDEX_FILE=os.path.join(tmp, "index"))
-            worker = git.Git(str(tree_dir))
-            worker.add("--all", env=env)
-            tree = worker.write_tree(env=env)
-            parents = ["-p", parent_commit] if parent_commit else []
-            commit = worker.commit_tree(tree, *parents, "-m", message, env=env)
-        self.repo.git.update_ref(branch(node_id), commit)
+        with _git_errors(f"commit {tree_dir} as node {node_id}", self.git_dir):
+            with tempfile.TemporaryDirectory(prefix="hgm-index-") as tmp:
+                env = self._env(GIT_WORK_TREE=str(tree_dir), GIT_INDEX_FILE=os.path.join(tmp, "index"))
+                worker = git.Git(str(tree_dir))
+                worker.add("--all", env=env)
+                tree = worker.write_tree(env=env)
+                parents = ["-p", parent_commit] if parent_commit else []
+                commit = worker.commit_tree(tree, *parents, "-m", message, env=env)
+            self.repo.git.update_ref(branch(node_id), commit)
         return commit
 
     def commit_of(self, node_id: int) -> str:
         """The commit sha of a version's branch."""
-        return self.repo.git.rev_parse("--verify", branch(node_id))
+        with _git_errors(f"find branch node/{node_id}", self.git_dir):
+            return self.repo.git.rev_parse("--verify", branch(node_id))
 
     def node_ids(self) -> list[int]:
         """Ids of every node/<id> branch in the store."""
-        out = self.repo.git.for_each_ref("--format=%(refname)", BRANCH_PREFIX.rstrip("/"))
+        with _git_errors("list branches", self.git_dir):
+            out = self.repo.git.for_each_ref("--format=%(refname)", BRANCH_PREFIX.rstrip("/"))
         ids = []
         for ref in out.splitlines():
             tail = ref[len(BRANCH_PREFIX):]
@@ -79,7 +100,8 @@ class AgentStore:
 
     def delete_branch(self, node_id: int) -> None:
         """Remove a version's branch (used to prune branches that have no DB row)."""
-        self.repo.git.update_ref("-d", branch(node_id))
+        with _git_errors(f"delete branch node/{node_id}", self.git_dir):
+            self.repo.git.update_ref("-d", branch(node_id))
 
     def checkout(self, commit: str, dest: Path) -> None:
         """Write the files of `commit` into `dest` (created; must not exist or be empty)."""
@@ -87,19 +109,24 @@ class AgentStore:
         if dest.exists() and any(dest.iterdir()):
             raise FileExistsError(f"{dest} is not empty")
         dest.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="hgm-index-") as tmp:
-            env = self._env(GIT_WORK_TREE=str(dest), GIT_INDEX_FILE=os.path.join(tmp, "index"))
-            worker = git.Git(str(dest))
-            worker.read_tree(commit, env=env)
-            worker.checkout_index("--all", "--force", env=env)
+        with _git_errors(f"check out {commit[:12]}", self.git_dir):
+            with tempfile.TemporaryDirectory(prefix="hgm-index-") as tmp:
+                env = self._env(GIT_WORK_TREE=str(dest), GIT_INDEX_FILE=os.path.join(tmp, "index"))
+                worker = git.Git(str(dest))
+                worker.read_tree(commit, env=env)
+                worker.checkout_index("--all", "--force", env=env)
 
     def diff(self, old_commit: str, new_commit: str) -> str:
         """Unified diff (binary-safe) from one version to another."""
-        return self.repo.git.diff("--binary", "--no-color", "--no-ext-diff", old_commit, new_commit, strip_newline_in_stdout=False)
+        with _git_errors(f"diff {old_commit[:12]} {new_commit[:12]}", self.git_dir):
+            return self.repo.git.diff(
+                "--binary", "--no-color", "--no-ext-diff", old_commit, new_commit, strip_newline_in_stdout=False
+            )
 
     def bundle(self, node_id: int, dest: Path) -> None:
         """Write a git bundle holding node/<id> and all its ancestors."""
-        self.repo.git.bundle("create", str(Path(dest).resolve()), branch(node_id))
+        with _git_errors(f"bundle node/{node_id}", self.git_dir):
+            self.repo.git.bundle("create", str(Path(dest).resolve()), branch(node_id))
 
     def close(self) -> None:
         """Stop gitpython's persistent helper processes."""

@@ -27,6 +27,10 @@ class MissingGitStore(ArchiveError):
     """The run has a database but its agents.git repository is missing or broken."""
 
 
+class GitStoreError(ArchiveError):
+    """A git command on agents.git failed (damaged store, unreadable agent files, ...)."""
+
+
 class RunLocked(ArchiveError):
     """Another live process has the run open for writing."""
 

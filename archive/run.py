@@ -12,6 +12,7 @@ the directory untouched.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -392,7 +393,8 @@ class Run:
                         )
                     self._conn.execute("UPDATE run SET updated = ? WHERE id = 1", (now,))
             except BaseException:
-                self.agents.delete_branch(node_id)
+                with contextlib.suppress(ArchiveError):
+                    self.agents.delete_branch(node_id)  # else pruned at the next writable open
                 raise
         return node_id
 
@@ -495,17 +497,11 @@ class Run:
             else:
                 self.agents.bundle(node_id, tmp)
             os.rename(tmp, dest)
-        except BaseException as exc:
+        except BaseException:
             if tmp.is_dir():
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
                 tmp.unlink(missing_ok=True)
-            if exc.__class__.__name__ == "GitCommandError":  # gitpython's, imported lazily
-                stderr = (getattr(exc, "stderr", "") or "").strip().splitlines()
-                raise ArchiveError(
-                    f"git could not export node {node_id} ({stderr[-1] if stderr else exc}); "
-                    f"{self.path / GIT_NAME} may be damaged"
-                ) from exc
             raise
         return dest
 

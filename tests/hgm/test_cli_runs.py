@@ -235,3 +235,16 @@ def test_cli_subprocess_error_exit_code(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {tmp_path} is not an hgm run (no hgm.db); pass a run directory (see `hgm runs`)"
+
+
+def test_damaged_git_objects_give_one_line_error(app, runs_dir: Path, tmp_path: Path) -> None:
+    objects = runs_dir / "alpha" / "agents.git" / "objects"
+    for sub in objects.iterdir():
+        if len(sub.name) == 2:  # loose objects; refs and HEAD stay, so the store looks fine
+            shutil.rmtree(sub)
+    result = invoke(app, "export", str(runs_dir / "alpha"), "--node", "1", "--to", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "git could not" in lines[0] and "agents.git" in lines[0]
+    assert not (tmp_path / "out").exists()
+    assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]
