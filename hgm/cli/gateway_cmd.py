@@ -26,6 +26,7 @@ def register(app: typer.Typer) -> None:
         reply_tokens: int = typer.Option(None, "--reply-tokens", help="Default max_tokens of a reply."),
     ) -> None:
         """Serve until Ctrl-C; print the HGM_LLM_URL to give agents."""
+        import signal
         import threading
 
         from hgm.gateway import BudgetLimit, GatewayConfig, JsonlRecorder, start_gateway
@@ -52,10 +53,14 @@ def register(app: typer.Typer) -> None:
             if gateway.tcp_url:
                 typer.echo(f"HGM_LLM_URL={gateway.tcp_url}", err=True)
             typer.echo(f"HGM_LLM_MODEL={config.alias}   (Ctrl-C stops)", err=True)
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())  # `kill` also removes the socket
             try:
-                threading.Event().wait()
+                while not stop.wait(0.5):
+                    pass
             except KeyboardInterrupt:
-                typer.echo("stopped", err=True)
+                pass
+        typer.echo("stopped", err=True)
 
     @sub.command("try")
     def try_model(
