@@ -41,6 +41,7 @@ import shlex
 import signal
 import struct
 import tarfile
+import tempfile
 import threading
 import time
 import uuid
@@ -62,6 +63,7 @@ LABEL_ALL = "hgm"
 LABEL_RUN = "hgm.run"
 LABEL_PURPOSE = "hgm.purpose"
 TIMEOUT_EXIT_CODE = 124  # like coreutils `timeout`
+PUT_SPOOL_BYTES = 32 * 1024 * 1024
 KILL_GRACE = 3.0  # seconds to wait for the stream to end after the kill exec
 
 # Kills every process that carries HGM_EXEC_ID=$1 and the process groups they lead.
@@ -266,30 +268,35 @@ class DockerSession:
         path = self.resolve(path)
         parent, name = os.path.split(path.rstrip("/"))
         uid, gid = self._owner()
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
+        # large trees spill to disk instead of being held in memory twice
+        with tempfile.SpooledTemporaryFile(max_size=PUT_SPOOL_BYTES) as buf:
+            with tarfile.open(fileobj=buf, mode="w") as tar:
 
-            def own(info: tarfile.TarInfo) -> tarfile.TarInfo:
-                info.uid, info.gid, info.uname, info.gname = uid, gid, "", ""
-                return info
+                def own(info: tarfile.TarInfo) -> tarfile.TarInfo:
+                    info.uid, info.gid, info.uname, info.gname = uid, gid, "", ""
+                    return info
 
-            if isinstance(data, (bytes, bytearray)):
-                info = own(tarfile.TarInfo(name))
-                info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
-                tar.addfile(info, io.BytesIO(bytes(data)))
-            else:
-                source = Path(data)
-                if not source.exists():
-                    raise SandboxError(f"cannot put {source}: no such file or directory")
-                tar.add(str(source), arcname=name, filter=own)
-        payload = buf.getvalue()
-        try:
-            ok = self._client.api.put_archive(cid, parent or "/", payload)
-        except docker.errors.NotFound:
-            self._run_quiet(["mkdir", "-p", parent])
-            ok = self._client.api.put_archive(cid, parent or "/", payload)
-        except docker.errors.APIError as exc:
-            raise SandboxError(f"cannot put {path}: {exc.explanation or exc}") from exc
+                if isinstance(data, (bytes, bytearray)):
+                    info = own(tarfile.TarInfo(name))
+                    info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+                    tar.addfile(info, io.BytesIO(bytes(data)))
+                else:
+                    source = Path(data)
+                    if not source.exists():
+                        raise SandboxError(f"cannot put {source}: no such file or directory")
+                    tar.add(str(source), arcname=name, filter=own)
+            try:
+                for attempt in (1, 2):
+                    buf.seek(0)
+                    try:
+                        ok = self._client.api.put_archive(cid, parent or "/", buf)
+                        break
+                    except docker.errors.NotFound:
+                        if attempt == 2:
+                            raise
+                        self._run_quiet(["mkdir", "-p", parent])
+            except docker.errors.APIError as exc:
+                raise SandboxError(f"cannot put {path}: {exc.explanation or exc}") from exc
         if not ok:
             raise SandboxError(f"cannot put {path}")
 
