@@ -23,6 +23,9 @@ Design choices
   fork bomb filled the pids limit) or the output stream still does not end, the
   host-side backstop kills the container's init (all processes die with it) and starts
   it again: the writable layer, hence the session's files, survive.
+  Background processes a command leaves behind are killed the same way once the command
+  itself has ended (after DRAIN_GRACE), so `exec` returns with the command's exit code
+  instead of waiting for the deadline on a pipe some daemon keeps open.
 * **Bounded output.** The exec's multiplexed stream is read from the raw socket with
   `select` (so the deadline holds even while nothing is printed) into head+tail buffers.
 * **Always removed.** `close()` (context manager, exceptions, Ctrl-C) force-removes the
@@ -47,7 +50,7 @@ import time
 import uuid
 import weakref
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import docker
 import docker.errors
@@ -64,7 +67,9 @@ LABEL_RUN = "hgm.run"
 LABEL_PURPOSE = "hgm.purpose"
 TIMEOUT_EXIT_CODE = 124  # like coreutils `timeout`
 PUT_SPOOL_BYTES = 32 * 1024 * 1024
-KILL_GRACE = 3.0  # seconds to wait for the stream to end after the kill exec
+KILL_GRACE = 3.0
+DRAIN_GRACE = 0.5  # seconds background processes may keep the output open after the command ended
+EXIT_POLL = 0.5  # how often a quiet stream checks whether the command has ended  # seconds to wait for the stream to end after the kill exec
 
 # Kills every process that carries HGM_EXEC_ID=$1 and the process groups they lead.
 # Runs as the session user (root in the container has no CAP_KILL over uid 1000).
@@ -371,13 +376,20 @@ class DockerSession:
         raw = getattr(sock, "_sock", sock)
         timed_out = False
         try:
-            finished = self._pump(raw, demux, deadline)
-            if not finished:
+            state = self._pump(raw, demux, deadline, lambda: self._exec_finished(exec_id))
+            if state == "exited":
+                # the command ended but background processes still hold its output open:
+                # give them a moment, then they go (a sandbox exec is not a daemon launcher)
+                state = self._pump(raw, demux, min(deadline, time.monotonic() + DRAIN_GRACE))
+                if state != "eof":
+                    self._kill_exec(token)
+                    state = self._pump(raw, demux, time.monotonic() + KILL_GRACE)
+            elif state == "deadline":
                 timed_out = True
                 self._kill_exec(token)
-                finished = self._pump(raw, demux, time.monotonic() + KILL_GRACE)
-                if not finished:
-                    self._restart()
+                state = self._pump(raw, demux, time.monotonic() + KILL_GRACE)
+            if state != "eof":
+                self._restart()
         except BaseException:
             # Ctrl-C or a broken stream: do not leave the command running in the container
             if not self._closed:
@@ -402,13 +414,18 @@ class DockerSession:
         )
 
     @staticmethod
-    def _pump(raw, demux: _StreamDemuxer, deadline: float) -> bool:
-        """Read the stream until EOF (True) or the deadline (False)."""
+    def _pump(raw, demux: _StreamDemuxer, deadline: float, finished: Callable[[], bool] | None = None) -> str:
+        """Read the stream until "eof", the "deadline", or (polled) the command "exited"."""
+        next_poll = time.monotonic() + EXIT_POLL
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            ready, _, _ = select.select([raw], [], [], min(left, 1.0))
+            now = time.monotonic()
+            if now >= deadline:
+                return "deadline"
+            if finished is not None and now >= next_poll:
+                next_poll = now + EXIT_POLL
+                if finished():
+                    return "exited"
+            ready, _, _ = select.select([raw], [], [], min(deadline - now, EXIT_POLL))
             if not ready:
                 continue
             try:
@@ -416,10 +433,16 @@ class DockerSession:
             except (BlockingIOError, InterruptedError):
                 continue
             except OSError:
-                return True
+                return "eof"
             if not chunk:
-                return True
+                return "eof"
             demux.feed(chunk)
+
+    def _exec_finished(self, exec_id: str) -> bool:
+        try:
+            return not self._client.api.exec_inspect(exec_id).get("Running", True)
+        except docker.errors.APIError:
+            return False
 
     def _exit_code(self, exec_id: str) -> int:
         for _ in range(100):

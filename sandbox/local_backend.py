@@ -8,7 +8,8 @@ Isolation is much weaker than Docker's and the backend says so once per instance
 * Mounts become symlinks under the root; `read_only` cannot be enforced.
 * Processes: each command runs in its own session/process group (`start_new_session`)
   with a unique `HGM_EXEC_ID` in its environment; at the deadline the group and every
-  process carrying that id are SIGKILLed.
+  process carrying that id are SIGKILLed; so are background processes still holding the
+  output open DRAIN_GRACE seconds after the command itself ended.
 * Limits: `prlimit` (util-linux) sets RLIMIT_AS (memory_mb), RLIMIT_FSIZE, RLIMIT_NPROC
   (pids) and RLIMIT_CPU (cpu_seconds) on the command before it starts; without `prlimit`
   a `preexec_fn` does the same (not thread-safe in CPython, hence the preference).
@@ -48,6 +49,8 @@ from sandbox.capture import HeadTailBuffer
 log = logging.getLogger(__name__)
 
 TIMEOUT_EXIT_CODE = 124
+KILL_GRACE = 3.0
+DRAIN_GRACE = 0.5  # seconds background processes may keep the output open after the command ended
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 LOOPBACK_UP = 'ip link set lo up 2>/dev/null; exec "$@"'
 # the same git identity the Docker base image configures system-wide
@@ -246,11 +249,24 @@ class LocalSession:
             raise SandboxError(f"cannot run {argv[0]}: {exc}") from exc
         out, err = HeadTailBuffer(max_output), HeadTailBuffer(max_output)
         timed_out = False
+        sinks = {proc.stdout: out, proc.stderr: err}
+        sel = selectors.DefaultSelector()
+        for pipe in sinks:
+            sel.register(pipe, selectors.EVENT_READ)
         try:
-            timed_out = not self._pump(proc, {proc.stdout: out, proc.stderr: err}, deadline)
-        finally:
-            if timed_out or proc.poll() is None:
+            state = self._pump(sel, sinks, deadline, proc)
+            if state == "exited":
+                # the command ended; background processes holding its output get a moment, then go
+                state = self._pump(sel, sinks, min(deadline, time.monotonic() + DRAIN_GRACE))
+            elif state == "deadline":
+                timed_out = True
+            if state != "eof":
                 _kill_tree(proc.pid, token)
+                self._pump(sel, sinks, time.monotonic() + KILL_GRACE)
+        finally:
+            if proc.poll() is None:
+                _kill_tree(proc.pid, token)
+            sel.close()
             for pipe in (proc.stdout, proc.stderr):
                 pipe.close()
             proc.wait()
@@ -264,26 +280,29 @@ class LocalSession:
         )
 
     @staticmethod
-    def _pump(proc: subprocess.Popen, sinks: dict, deadline: float) -> bool:
-        """Read both pipes until both hit EOF and the process exited (True) or the deadline (False)."""
-        with selectors.DefaultSelector() as sel:
-            for pipe in sinks:
-                sel.register(pipe, selectors.EVENT_READ)
-            while sel.get_map():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                for key, _ in sel.select(min(left, 1.0)):
-                    chunk = os.read(key.fileobj.fileno(), 1 << 16)
-                    if chunk:
-                        sinks[key.fileobj].write(chunk)
-                    else:
-                        sel.unregister(key.fileobj)
-        while proc.poll() is None:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.01)
-        return True
+    def _pump(sel: selectors.BaseSelector, sinks: dict, deadline: float, proc: subprocess.Popen | None = None) -> str:
+        """Read the pipes until "eof" (and, given `proc`, its exit), the "deadline", or until
+        `proc` "exited" while its pipes are still open."""
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                return "deadline"
+            if not sel.get_map():
+                if proc is None or proc.poll() is not None:
+                    return "eof"
+                try:
+                    proc.wait(timeout=min(deadline - now, 0.1))
+                except subprocess.TimeoutExpired:
+                    pass
+                continue
+            if proc is not None and proc.poll() is not None:
+                return "exited"
+            for key, _ in sel.select(min(deadline - now, 0.1 if proc is not None else 1.0)):
+                chunk = os.read(key.fileobj.fileno(), 1 << 16)
+                if chunk:
+                    sinks[key.fileobj].write(chunk)
+                else:
+                    sel.unregister(key.fileobj)
 
 
 class LocalBackend:

@@ -133,6 +133,15 @@ def test_deadline_kills_background_and_setsid_escapees_without_zombies(backend):
             assert stats and not any(s.startswith("Z") for s in stats)
 
 
+def test_background_leftovers_do_not_hold_exec_until_the_deadline(backend):
+    marker = f"daemon-{uuid.uuid4().hex[:8]}"
+    with backend.open(spec()) as box:
+        res = box.exec(f"sh -c 'sleep 300' {marker} & echo launched; exit 5", timeout=30)
+        assert not res.timed_out and res.exit_code == 5 and res.stdout == "launched\n"
+        assert res.duration < 5
+        assert wait_until_gone(box, marker) == []
+
+
 def test_huge_output_comes_back_capped_quickly_and_in_bounded_memory(backend):
     cap = 100_000
     cmd = "echo BEGIN; head -c 100000000 /dev/zero | tr '\\0' x; echo; echo END"
