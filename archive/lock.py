@@ -12,7 +12,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from archive.errors import RunLocked
+from archive.errors import ArchiveError, RunLocked
 
 LOCK_NAME = "hgm.lock"
 
@@ -52,7 +52,12 @@ class RunLock:
         """Take the lock or raise RunLocked naming the live holder."""
         self.path = run_dir / LOCK_NAME
         self.stale_pid: int | None = None  # pid of a dead writer whose lock we took over
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise ArchiveError(
+                f"cannot create the run lock {self.path} ({exc.strerror}); open the run read-only or fix permissions"
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 DEFAULT_RUNS_DIR = Path("runs")
 BELIEF_QUANTILE = 0.05
+DEFAULT_MAX_ROWS = 300
+MAX_INDENT = 10  # deeper nodes show their depth in brackets instead of more indentation
 
 
 def resolve_run_dir(run: str, runs_dir: Path = DEFAULT_RUNS_DIR) -> Path:
@@ -86,6 +88,18 @@ def node_rows(tree: "Tree") -> list[dict[str, Any]]:
     return rows
 
 
+def trusted_subtree(tree: "Tree", scores: dict[int, float], limit: int) -> set[int]:
+    """Ids of the highest-scoring nodes plus all their ancestors, about `limit` in all."""
+    keep: set[int] = set()
+    for node_id in sorted(scores, key=lambda i: (-scores[i], i)):
+        if len(keep) >= limit:
+            break
+        while node_id is not None and node_id not in keep and node_id in tree.nodes:
+            keep.add(node_id)
+            node_id = tree[node_id].parent_id
+    return keep
+
+
 def best_summary(tree: "Tree") -> dict[str, Any] | None:
     """The best-belief node with its own mean, or None before any evaluation."""
     from archive.stats import best_belief
@@ -123,6 +137,14 @@ def _run_summary(path: Path) -> dict[str, Any]:
         "best": best,
         "hgm_version": info.hgm_version,
     }
+
+
+def _console():
+    """A rich console; when output is not a terminal, wide enough that rows do not wrap."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=max(console.width, 160))
 
 
 def _fmt_mean(mean: float | None, ci: list[float] | None) -> str:
@@ -169,12 +191,16 @@ def register(app: typer.Typer) -> None:
             best_text = f"{best['mean']:.2f} (node {best['node']}, {best['evals']} evals)" if best else "-"
             created = dt.datetime.fromisoformat(r["created"]).astimezone().strftime("%Y-%m-%d %H:%M")
             table.add_row(r["id"], created, r["status"], str(r["nodes"]), str(r["evaluations"]), best_text)
-        Console().print(table)
+        _console().print(table)
 
     @app.command("show")
     def show_cmd(
         run: str = typer.Argument(..., help="Run directory (or its name under ./runs)."),
-        json_out: bool = typer.Option(False, "--json", help="Print the tree as JSON."),
+        json_out: bool = typer.Option(False, "--json", help="Print the tree as JSON (always every node)."),
+        max_rows: int = typer.Option(
+            DEFAULT_MAX_ROWS, "--max-rows", min=1,
+            help="Bigger trees show only the most trusted nodes and their ancestors.",
+        ),
     ) -> None:
         """Show a run's tree: node, parent, evaluations, mean with 95% interval, status."""
         with open_run(run) as handle:
@@ -206,6 +232,10 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         best_id = best["node"] if best else None
+        shown = rows
+        if len(rows) > max_rows:
+            keep = trusted_subtree(tree, {r["id"]: r["belief"] for r in rows}, max_rows)
+            shown = [r for r in rows if r["id"] in keep]
         table = Table(
             title=f"{Path(info.path).name}: {info.status}, {info.nodes} nodes, {info.evaluations} evaluations",
             caption="mean = own resolved rate [95% Wilson interval]; * = best belief (5% Beta quantile)",
@@ -214,9 +244,11 @@ def register(app: typer.Typer) -> None:
             ("node", "left"), ("parent", "right"), ("evals", "right"), ("mean [95%]", "left"),
             ("clade", "right"), ("status", "left"), ("operator", "left"),
         ):
-            table.add_column(col, justify=justify)
-        for r in rows:
-            label = "  " * r["depth"] + ("└ " if r["depth"] else "") + str(r["id"]) + (" *" if r["id"] == best_id else "")
+            table.add_column(col, justify=justify, no_wrap=col != "operator")
+        for r in shown:
+            depth = r["depth"]
+            indent = "  " * depth if depth <= MAX_INDENT else "  " * MAX_INDENT + f"({depth}) "
+            label = indent + ("└ " if depth else "") + str(r["id"]) + (" *" if r["id"] == best_id else "")
             clade = f"{r['clade_mean']:.2f}/{r['clade_evals']}" if r["clade_mean"] is not None else "-"
             table.add_row(
                 label,
@@ -227,8 +259,13 @@ def register(app: typer.Typer) -> None:
                 r["status"],
                 r["operator"],
             )
-        console = Console()
+        console = _console()
         console.print(table)
+        if len(shown) < len(rows):
+            console.print(
+                f"showing {len(shown)} of {len(rows)} nodes: the most trusted and their ancestors "
+                "(--max-rows N for more, --json for all)"
+            )
         if failed:
             ftable = Table(title=f"{len(failed)} expansion(s) without a child")
             for col in ("attempt", "parent", "status", "reason"):

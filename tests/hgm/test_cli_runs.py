@@ -248,3 +248,12 @@ def test_damaged_git_objects_give_one_line_error(app, runs_dir: Path, tmp_path: 
     assert len(lines) == 1 and "git could not" in lines[0] and "agents.git" in lines[0]
     assert not (tmp_path / "out").exists()
     assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]
+
+
+def test_show_big_tree_keeps_trusted_nodes_and_ancestors(app, runs_dir: Path) -> None:
+    result = invoke(app, "show", str(runs_dir / "alpha"), "--max-rows", "1")
+    assert result.exit_code == 0, result.output
+    assert "showing 2 of 3 nodes" in result.stdout
+    tree_table = result.stdout.split("without a child")[0]
+    node_cells = [line.split("│")[1].strip() for line in tree_table.splitlines() if line.startswith("│")]
+    assert node_cells == ["0", "└ 1 *"]  # node 2 (less trusted) hidden, node 1's ancestor kept
