@@ -140,10 +140,15 @@ class Gateway:
         self._threads: list[threading.Thread] = []
         self._own_dir: str | None = None
         self._closed = False
-        self.socket_path = self._listen_unix(config.socket_path)
+        self.socket_path = ""
         self.tcp_url: str | None = None
-        if config.tcp_port is not None:
-            self.tcp_url = self._listen_tcp(config.tcp_port)
+        try:
+            self.socket_path = self._listen_unix(config.socket_path)
+            if config.tcp_port is not None:
+                self.tcp_url = self._listen_tcp(config.tcp_port)
+        except BaseException:
+            self.close()  # stop whatever listener did start
+            raise
 
     @property
     def url(self) -> str:
@@ -177,10 +182,11 @@ class Gateway:
             server.server_close()
         for thread in self._threads:
             thread.join(timeout=5)
-        try:
-            os.unlink(self.socket_path)
-        except FileNotFoundError:
-            pass
+        if self.socket_path:
+            try:
+                os.unlink(self.socket_path)
+            except FileNotFoundError:
+                pass
         if self._own_dir:
             shutil.rmtree(self._own_dir, ignore_errors=True)
 

@@ -95,9 +95,8 @@ def trajectory(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (out / "trajectory.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.e2e
-def test_scripted_model_fixes_the_repo_through_the_gateway(tmp_path: Path, calc_repo: Path) -> None:
-    assert unit_tests(calc_repo).returncode != 0
+def fix_script(tmp_path: Path) -> Path:
+    """A scripted model that fixes calc.py with real bash and edit actions."""
     script = tmp_path / "script.json"
     script.write_text(
         json.dumps(
@@ -115,6 +114,13 @@ def test_scripted_model_fixes_the_repo_through_the_gateway(tmp_path: Path, calc_
             ]
         )
     )
+    return script
+
+
+@pytest.mark.e2e
+def test_scripted_model_fixes_the_repo_through_the_gateway(tmp_path: Path, calc_repo: Path) -> None:
+    assert unit_tests(calc_repo).returncode != 0
+    script = fix_script(tmp_path)
     calls = tmp_path / "calls.jsonl"
     out = tmp_path / "out"
     with start_gateway(GatewayConfig(model=f"scripted:{script}"), JsonlRecorder(calls)) as gateway:
@@ -202,3 +208,17 @@ def test_local_model_runs_a_full_attempt(tmp_path: Path, calc_repo: Path) -> Non
     assert all("format_error" not in s and s["action"] for s in steps)
     assert [r.response for r in records] == [s["messages"][-2 if s["action"] != "submit" else -1]["content"] for s in steps]
     assert (out / "patch.diff").exists()
+
+
+@pytest.mark.e2e
+def test_replay_of_a_recorded_run_reproduces_it(tmp_path: Path, calc_repo: Path) -> None:
+    calls, first, second = tmp_path / "calls.jsonl", tmp_path / "first", tmp_path / "second"
+    fresh = tmp_path / "fresh"
+    git(tmp_path, "clone", "-q", str(calc_repo), str(fresh))
+    with start_gateway(GatewayConfig(model=f"scripted:{fix_script(tmp_path)}"), JsonlRecorder(calls)) as gateway:
+        assert run_agent(gateway, calc_repo, first).returncode == 0
+    with start_gateway(GatewayConfig(model=f"replay:{calls}")) as gateway:
+        assert run_agent(gateway, fresh, second).returncode == 0
+    assert [s["action"] for s in trajectory(second)] == [s["action"] for s in trajectory(first)]
+    assert (second / "patch.diff").read_bytes() == (first / "patch.diff").read_bytes()
+    assert unit_tests(fresh).returncode == 0

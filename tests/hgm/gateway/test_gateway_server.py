@@ -282,3 +282,17 @@ def test_raw_http_errors_are_json(write_script: Callable, gateway_factory: Calla
     answer = raw.recv(65536).decode()
     raw.close()
     assert answer.startswith("HTTP/1.1 4") and '"error"' in answer
+
+
+def test_failed_tcp_listener_leaves_no_unix_listener_behind(write_script: Callable) -> None:
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    socket_path = f"/tmp/hgm-test-{os.getpid()}.sock"
+    config = GatewayConfig(model=f"scripted:{write_script([])}", socket_path=socket_path, tcp_port=blocker.getsockname()[1])
+    try:
+        with pytest.raises(OSError):
+            start_gateway(config)
+        assert not os.path.exists(socket_path)
+    finally:
+        blocker.close()
