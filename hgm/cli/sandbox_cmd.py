@@ -60,7 +60,8 @@ def register(app: typer.Typer) -> None:
         run: str = typer.Option(None, "--run", help="Only containers of this run id."),
         json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
-        """Remove leftover hgm sandbox containers (label hgm=1)."""
+        """Remove leftover hgm sandbox containers (label hgm=1). Without --run this includes
+        the sandboxes of runs that are still going."""
         from sandbox.api import SandboxError
         from sandbox.docker_backend import remove_leftovers
 
