@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from archive import db, schema
 from archive.errors import (
@@ -164,8 +164,14 @@ class Run:
         run_dir = Path(run_dir)
         version = validate(run_dir)
         if not writable:
-            return cls(run_dir, _connect(run_dir, writable=False), None)
+            conn = _connect(run_dir, writable=False)
+            try:
+                return cls(run_dir, conn, None)
+            except BaseException:
+                conn.close()
+                raise
         lock = RunLock(run_dir)
+        conn = None
         try:
             conn = _connect(run_dir, writable=True)
             if version < schema.SCHEMA_VERSION:
@@ -177,6 +183,8 @@ class Run:
                 if run.status == "running":
                     run.set_status("crashed")
         except BaseException:
+            if conn is not None:
+                conn.close()
             lock.release()
             raise
         return run
@@ -225,27 +233,39 @@ class Run:
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.path, exc) from exc
 
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """Several reads that see one consistent state, even while another process writes."""
+        with self._write_mutex:
+            self._conn.execute("BEGIN")
+            try:
+                yield
+            finally:
+                self._conn.execute("COMMIT")
+
     @property
     def status(self) -> str:
         return self._read_one("SELECT status FROM run WHERE id = 1")[0]
 
     def info(self) -> RunInfo:
         """Counts and status for listings."""
-        created, updated, status, version = self._read_one(
-            "SELECT created, updated, status, hgm_version FROM run WHERE id = 1"
-        )
+        with self._snapshot():
+            created, updated, status, version = self._read_one(
+                "SELECT created, updated, status, hgm_version FROM run WHERE id = 1"
+            )
+            (n_nodes,) = self._read_one("SELECT COUNT(*) FROM nodes")
+            (n_evals,) = self._read_one("SELECT COUNT(*) FROM evaluations WHERE utility IS NOT NULL")
         if status == "running" and not self.writable:
             pid = holder_pid(self.path)
             if pid is None or not pid_alive(pid):
                 status = "crashed"
-        (n_nodes,) = self._read_one("SELECT COUNT(*) FROM nodes")
-        (n_evals,) = self._read_one("SELECT COUNT(*) FROM evaluations WHERE utility IS NOT NULL")
         return RunInfo(str(self.path), created, updated, status, version, n_nodes, n_evals)
 
     def tree(self) -> Tree:
         """A fresh in-memory snapshot of the tree."""
         try:
-            return build_tree(self._conn)
+            with self._snapshot():
+                return build_tree(self._conn)
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.path, exc) from exc
 

@@ -207,3 +207,42 @@ def test_import_nodes_bulk_without_git(run: Run) -> None:
         run.import_nodes([(0, "sim"), (99, "sim")])
     assert len(run.tree()) == 4  # all or nothing
     assert run.agents.node_ids() == [0]
+
+
+def test_tree_snapshots_are_consistent_while_another_process_writes(run: Run, tmp_path: Path) -> None:
+    """Nodes and evaluations are read in one transaction: never an evaluation of an unseen node."""
+    import subprocess
+    import sys
+
+    path = run.path
+    run.close()
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)], cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert writer.stdout.readline().strip() == "started"
+        with Run.open(path) as reader:
+            sizes = []
+            for _ in range(60):
+                tree = reader.tree()  # would raise KeyError on a torn read
+                sizes.append(len(tree))
+                # every node but the newest has both of its evaluations (recorded right after it)
+                assert 2 * (len(tree) - 2) <= tree.n_evals <= 2 * (len(tree) - 1)
+    finally:
+        writer.kill()
+        writer.wait()
+        writer.stdout.close()
+    assert sizes[-1] > sizes[0]  # the writer really was writing meanwhile
+
+
+WRITER = """
+import sys
+from archive import EvalRecord, Run
+run = Run.open(sys.argv[1], writable=True)
+print("started", flush=True)
+while True:
+    [node] = run.import_nodes([(0, "sim")])
+    run.record_eval(EvalRecord(node, "a", "resolved"))
+    run.record_eval(EvalRecord(node, "b", "unresolved"))
+"""
