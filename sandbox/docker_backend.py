@@ -39,6 +39,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import select
 import shlex
 import signal
@@ -176,7 +177,8 @@ class DockerSession:
         self._lock = threading.Lock()
         self._closed = False
         self.container_id: str | None = None
-        self.name = f"hgm-{spec.labels.get(LABEL_PURPOSE, 'sbx')}-{uuid.uuid4().hex[:10]}"
+        purpose = re.sub(r"[^a-zA-Z0-9_.-]", "-", str(spec.labels.get(LABEL_PURPOSE, "sbx")))[:40]
+        self.name = f"hgm-{purpose}-{uuid.uuid4().hex[:10]}"
         self._user = spec.user if spec.user is not None else backend.default_user(spec.image)
         self._ids: tuple[int, int] | None = _parse_ids(self._user) if self._user else (0, 0)
         self._start()
@@ -209,7 +211,7 @@ class DockerSession:
                 command=["sleep", "infinity"],
                 name=self.name,
                 labels=labels,
-                environment=dict(spec.env),
+                environment={str(k): str(v) for k, v in spec.env.items()},
                 user=self._user or "",
                 host_config=host_config,
                 network_disabled=True,
@@ -357,7 +359,7 @@ class DockerSession:
         if not argv:
             raise SandboxError("empty command")
         token = uuid.uuid4().hex
-        environment = {**(env or {}), "HGM_EXEC_ID": token}
+        environment = {**{str(k): str(v) for k, v in (env or {}).items()}, "HGM_EXEC_ID": token}
         started = time.monotonic()
         deadline = started + max(0.0, float(timeout))
         try:
