@@ -128,7 +128,11 @@ class TaskRepoSuite(Suite):
         )
 
     def image(self, task: Task) -> str:
-        requirements = list(getattr(task, "hgm_requirements", None) or [])
+        raw = getattr(task, "hgm_requirements", None) or []
+        if isinstance(raw, str) or not all(isinstance(r, str) for r in raw):
+            raise TaskError(f"tasks/{task.instance_id}: field 'hgm_requirements' must be a list of strings")
+        # a requirement naming a path inside the suite (a wheel, a project) is relative to it
+        requirements = [str((self.path / r).resolve()) if (self.path / r).exists() else r for r in raw]
         if not requirements:
             return self.base_image
         if self.image_builder is None:
