@@ -22,9 +22,9 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from sandbox.api import BASE_IMAGE, SandboxError
 from sandbox.images import build_image_from, docker_client, image_exists

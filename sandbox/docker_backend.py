@@ -50,8 +50,8 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import docker
 import docker.errors
@@ -68,9 +68,9 @@ LABEL_RUN = "hgm.run"
 LABEL_PURPOSE = "hgm.purpose"
 TIMEOUT_EXIT_CODE = 124  # like coreutils `timeout`
 PUT_SPOOL_BYTES = 32 * 1024 * 1024
-KILL_GRACE = 3.0
+KILL_GRACE = 3.0  # seconds to wait for the stream to end after the kill exec
 DRAIN_GRACE = 0.5  # seconds background processes may keep the output open after the command ended
-EXIT_POLL = 0.5  # how often a quiet stream checks whether the command has ended  # seconds to wait for the stream to end after the kill exec
+EXIT_POLL = 0.5  # how often a quiet stream checks whether the command has ended
 
 # Kills every process that carries HGM_EXEC_ID=$1 and the process groups they lead.
 # Runs as the session user (root in the container has no CAP_KILL over uid 1000).
@@ -170,7 +170,7 @@ class _StreamDemuxer:
 class DockerSession:
     """One running container; see the module docstring for how it is used."""
 
-    def __init__(self, backend: "DockerBackend", spec: SandboxSpec) -> None:
+    def __init__(self, backend: DockerBackend, spec: SandboxSpec) -> None:
         self._backend = backend
         self._client = backend.client
         self.spec = spec
@@ -241,7 +241,7 @@ class DockerSession:
             self._closed = True
         _shielded(self._finalizer)
 
-    def __enter__(self) -> "DockerSession":
+    def __enter__(self) -> DockerSession:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import io
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from sandbox.api import SandboxError
 

@@ -40,8 +40,8 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from sandbox.api import DEFAULT_MAX_OUTPUT, ExecResult, SandboxError, SandboxSpec
 from sandbox.capture import HeadTailBuffer
@@ -111,7 +111,7 @@ def _rlimit_preexec(limits: list[tuple[int, int]]):
 class LocalSession:
     """One temporary directory; see the module docstring."""
 
-    def __init__(self, backend: "LocalBackend", spec: SandboxSpec) -> None:
+    def __init__(self, backend: LocalBackend, spec: SandboxSpec) -> None:
         self._backend = backend
         self.spec = spec
         self.root = Path(tempfile.mkdtemp(prefix="hgm-sbx-"))
@@ -139,7 +139,7 @@ class LocalSession:
         self._closed = True
         self._finalizer()
 
-    def __enter__(self) -> "LocalSession":
+    def __enter__(self) -> LocalSession:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -352,7 +352,12 @@ class LocalBackend:
             rlimits.append((resource.RLIMIT_CPU, int(limits.cpu_seconds)))
         prefix = list(self.network_prefix())
         if shutil.which("prlimit"):
-            names = {resource.RLIMIT_AS: "as", resource.RLIMIT_FSIZE: "fsize", resource.RLIMIT_NPROC: "nproc", resource.RLIMIT_CPU: "cpu"}
+            names = {
+                resource.RLIMIT_AS: "as",
+                resource.RLIMIT_FSIZE: "fsize",
+                resource.RLIMIT_NPROC: "nproc",
+                resource.RLIMIT_CPU: "cpu",
+            }
             prefix += ["prlimit"] + [f"--{names[which]}={value}" for which, value in rlimits] + ["--"]
             return prefix, None
         return prefix, _rlimit_preexec(rlimits)
