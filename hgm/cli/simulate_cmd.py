@@ -32,6 +32,9 @@ def simulate(
     pseudo_evals: Annotated[float | None, typer.Option(help="HGM cap on a node's own measures in its clade")] = None,
     eval_random_level: Annotated[float | None, typer.Option(help="Probability of a random unseen task")] = None,
     confirm_fraction: Annotated[float | None, typer.Option(help="HGM: budget share kept to re-measure top candidates")] = None,
+    set_options: Annotated[
+        list[str] | None, typer.Option("--set", help="Any policy option as KEY=VALUE, e.g. greedy_eval=thompson, confirm_top_k=5")
+    ] = None,
     selection_rule: Annotated[str, typer.Option("--selection", help="Final choice: raw-mean|best-belief|lineage")] = "lineage",
     jobs: Annotated[int, typer.Option(help="Processes to run seeds in parallel")] = 1,
     json_out: Annotated[bool, typer.Option("--json", help="Print results as JSON")] = False,
@@ -71,6 +74,15 @@ def simulate(
         }.items()
         if v is not None
     }
+    for item in set_options or []:
+        key, value = _parse_setting(item)
+        options[key] = value
+    from hgm.policies.registry import policy_options
+
+    known = {o for n in names for o in policy_options(n)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        fail(f"no selected policy has option {', '.join(unknown)}; options: {', '.join(sorted(known))}")
     for name in names:
         try:
             make_policy(name, {**(world.policy_options or {}).get(name, {}), **options}, ignore_unknown=True)
@@ -102,6 +114,20 @@ def simulate(
     _print_tables(world.name, budget_evals, seeds, workers, selection_rule, summaries)
     if plot is not None:
         typer.echo(f"plot written to {plot}")
+
+
+def _parse_setting(item: str) -> tuple[str, Any]:
+    """KEY=VALUE with VALUE read as a TOML value (number, true/false, or a bare string)."""
+    import tomllib
+
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        fail(f"--set expects KEY=VALUE (got {item!r})")
+    try:
+        return key, tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        return key, raw.strip()
 
 
 def _run(world: Any, names: list[str], budget: int, seeds: range, workers: int, options: dict[str, Any], jobs: int, quiet: bool) -> Any:

@@ -38,7 +38,8 @@ from hgm.loop.scheduler import Job
 from hgm.loop.task_eval import SolveLimits, run_task
 from hgm.policies.base import Evaluate, Expand
 
-SOCKET_IN_SANDBOX = "/run/hgm/llm.sock"
+GATEWAY_MOUNT = "/hgm-gateway"
+CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class CostBook:
@@ -176,7 +177,11 @@ def copy_without_marker(src: Path, dest: Path) -> None:
 
 @dataclass
 class LLMAccess:
-    """Builds what a sandbox needs to reach the gateway, per backend kind."""
+    """Builds what a sandbox needs to reach the gateway, per backend kind.
+
+    Docker: the socket's directory is mounted at GATEWAY_MOUNT and the container gets a
+    container PATH and HOME=/tmp. Local: the host socket path, nothing else of the host.
+    """
 
     socket_path: str
     alias: str
@@ -185,17 +190,18 @@ class LLMAccess:
     def for_sandbox(self, tags: Mapping[str, object]) -> SandboxLLM:
         import json
 
-        if self.backend_name == "docker":
-            url = SOCKET_IN_SANDBOX
-            mounts: tuple[Mount, ...] = (Mount(self.socket_path, SOCKET_IN_SANDBOX, read_only=False),)
-        else:
-            url, mounts = self.socket_path, ()
         env = {
-            "HGM_LLM_URL": url,
             "HGM_LLM_MODEL": self.alias,
             "HGM_LLM_TAGS": json.dumps({k: str(v) for k, v in tags.items()}, sort_keys=True),
+            "LANG": "C.UTF-8",
+            "PYTHONIOENCODING": "utf-8",
         }
-        return SandboxLLM(env=env, mounts=mounts)
+        if self.backend_name == "docker":
+            socket = Path(self.socket_path)
+            env.update(HGM_LLM_URL=f"{GATEWAY_MOUNT}/{socket.name}", PATH=CONTAINER_PATH, HOME="/tmp")
+            return SandboxLLM(env=env, mounts=(Mount(str(socket.parent), GATEWAY_MOUNT, read_only=True),))
+        env["HGM_LLM_URL"] = self.socket_path
+        return SandboxLLM(env=env)
 
 
 def rel(run_dir: Path, path: Path | None) -> str | None:

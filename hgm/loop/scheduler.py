@@ -102,9 +102,9 @@ class Scheduler:
             return list(self._in_flight.values())
 
     def view(self) -> SearchView:
-        """A snapshot for display or final choice (taken under the lock)."""
+        """A copied snapshot for display or final choice, safe to keep outside the lock."""
         with self._lock:
-            return self.state.view()
+            return self.state.snapshot()
 
     @property
     def finished(self) -> bool:

@@ -196,11 +196,19 @@ class SearchState:
         return bool(self._a.seen[self._pos(node_id), self._task(task_id)])
 
     def view(self) -> SearchView:
+        """A read-only view of the live arrays (no copy): valid until the next update."""
+        return self._view(copy=False)
+
+    def snapshot(self) -> SearchView:
+        """A read-only copy that stays valid after later updates (for display, other threads)."""
+        return self._view(copy=True)
+
+    def _view(self, copy: bool) -> SearchView:
         n = self.n_nodes
         a = self._a
 
         def ro(arr: np.ndarray) -> np.ndarray:
-            v = arr[:n]
+            v = arr[:n].copy() if copy else arr[:n]
             v.flags.writeable = False
             return v
 

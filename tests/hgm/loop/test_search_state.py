@@ -92,3 +92,14 @@ def test_growth_beyond_initial_capacity() -> None:
     view = st.view()
     assert view.n_nodes == 100 and view.depth[99] == 99
     assert view.desc_successes[0] == 1 and view.desc_successes[99] == 0
+
+
+def test_snapshot_survives_later_updates_but_view_is_live() -> None:
+    st = SearchState(TASKS)
+    st.add_node(0, None)
+    snap, live = st.snapshot(), st.view()
+    st.record_eval(0, "a", True)
+    assert snap.own_successes[0] == 0 and snap.evals_completed == 0
+    assert live.own_successes[0] == 1
+    with pytest.raises(ValueError):
+        snap.own_failures[0] = 3

@@ -132,9 +132,21 @@ def test_cli_json_and_errors(tmp_path) -> None:  # noqa: ANN001
         (["--alpha", "-1"], "alpha"),
         (["--selection", "vibes"], "selection rule"),
         (["--plot", str(tmp_path / "x.txt")], ".png"),
+        (["--set", "nonsense"], "KEY=VALUE"),
+        (["-p", "dgm", "--set", "alpha=0.7"], "no selected policy has option alpha"),
+        (["-p", "greedy", "--set", "greedy_eval=sideways"], "greedy_eval"),
     ):
         bad = runner.invoke(app, ["simulate", *args])
         assert bad.exit_code == 2 and needle in bad.output, (args, bad.output)
+
+
+def test_cli_set_passes_policy_options() -> None:
+    runner = CliRunner()
+    base = ["simulate", "-p", "hgm", "--landscape", "lineage-drift", "--budget-evals", "40", "--seeds", "2", "--json"]
+    plain = json.loads(runner.invoke(build_app(), base).stdout)
+    fast = json.loads(runner.invoke(build_app(), [*base, "--set", "alpha=0.9"]).stdout)
+    assert fast["options"] == {"alpha": 0.9}
+    assert fast["policies"]["hgm"]["nodes"]["mean"] > plain["policies"]["hgm"]["nodes"]["mean"]
 
 
 def test_cli_plot(tmp_path) -> None:  # noqa: ANN001
