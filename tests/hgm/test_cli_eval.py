@@ -107,3 +107,19 @@ def test_eval_unknown_task_and_agent(suite_dir: Path, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "has no task nope" in result.stderr
     result = run("eval", "--agent", str(tmp_path / "missing"), "--suite", str(suite_dir), "--model", "scripted:x")
     assert result.exit_code == 2 and "no such directory" in result.stderr
+
+
+def test_eval_an_archived_agent_version(suite_dir: Path, tmp_path: Path) -> None:
+    from archive import Run
+
+    seed = tmp_path / "seed"
+    shutil.copytree(AGENT / "agent", seed / "agent", ignore=shutil.ignore_patterns("__pycache__"))
+    Run.create(tmp_path / "run", {"suite": "calc"}, seed).close()
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps(SCRIPT))
+    result = run("eval", "--agent", f"{tmp_path / 'run'}:0", "--suite", str(suite_dir), "--tasks", "calc-1",
+                 "--model", f"scripted:{script}", "--backend", "local", "--json")
+    assert result.exit_code == 0, result.output
+    assert [row["outcome"] for row in json.loads(result.stdout)["tasks"]] == ["resolved"]
+    missing = run("eval", "--agent", f"{tmp_path / 'run'}:7", "--suite", str(suite_dir), "--model", f"scripted:{script}")
+    assert missing.exit_code == 2 and "7" in missing.stderr
