@@ -5,7 +5,8 @@ same way:
 
     job = scheduler.dispatch()          # Job | Wait | None
     None  -> no more work will be handed out: finish what you hold and exit
-    Wait  -> nothing to start now: `scheduler.wait_for_change(timeout)` and ask again
+    Wait  -> nothing to start now: ask again after a change (`next_job(timeout)` does
+             both: it blocks until a job can start or the search is over)
     Job   -> run job.action (Evaluate or Expand), then report exactly once:
              scheduler.complete_eval(job, success, cost=...)
              scheduler.complete_expansion(job, child_id or None, cost=..., reason=...)
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,6 +134,23 @@ class Scheduler:
             job = Job(next(self._ids), action, seed)
             self._in_flight[job.id] = job
             return job
+
+    def next_job(self, timeout: float | None = None) -> Job | Wait | None:
+        """Like `dispatch`, but on `Wait` block until something changes and try again.
+
+        Returns a Job, None when the search is over, or `Wait()` if `timeout` seconds pass
+        first. Checking and waiting happen under one lock, so no completion is missed.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while True:
+                job = self.dispatch()
+                if not isinstance(job, Wait):
+                    return job
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return job
+                self._changed.wait(remaining)
 
     def _seed_action(self) -> Evaluate | Wait | None:
         if self._seeded:

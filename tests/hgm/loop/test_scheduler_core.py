@@ -35,7 +35,7 @@ def test_threads_hammering_dispatch_never_overshoot_the_budget(policy: str) -> N
         rnd = random.Random(wid)
         try:
             while True:
-                job = sched.dispatch()
+                job = sched.next_job(0.5) if wid % 2 else sched.dispatch()
                 if job is None:
                     return
                 if isinstance(job, Wait):
@@ -185,3 +185,17 @@ def test_stop_ends_dispatch_but_accepts_completions() -> None:
     assert sched.dispatch() is None
     sched.complete_eval(job, True)
     assert sched.finished
+
+
+def test_next_job_blocks_until_a_completion_frees_work() -> None:
+    sched = _scheduler(5, seed_evals=2)
+    first, second = sched.dispatch(), sched.dispatch()
+    assert isinstance(sched.dispatch(), Wait)  # seeds in flight: the policy must wait
+    assert isinstance(sched.next_job(timeout=0.05), Wait)
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(sched.next_job(timeout=10)))
+    waiter.start()
+    sched.complete_eval(first, True)
+    sched.complete_eval(second, False)
+    waiter.join(10)
+    assert got and isinstance(got[0], Job)

@@ -155,3 +155,13 @@ def test_cli_plot(tmp_path) -> None:  # noqa: ANN001
     out = CliRunner().invoke(build_app(), ["simulate", "--budget-evals", "20", "--seeds", "2", "--plot", str(target)])
     assert out.exit_code == 0, out.output
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_hgm_clearly_beats_uniform_on_lineage_drift() -> None:
+    """Statistical sanity check (not a benchmark): a broken policy would lose this."""
+    from hgm.sim.report import run_many, summarize
+
+    results = run_many(load_landscape("lineage-drift"), ("hgm", "uniform"), budget=150, seeds=list(range(20)))
+    hgm = summarize(results["hgm"])["chosen"]["mean"]
+    uniform = summarize(results["uniform"])["chosen"]["mean"]
+    assert hgm > uniform + 0.1, (hgm, uniform)
