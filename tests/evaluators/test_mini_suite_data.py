@@ -64,7 +64,13 @@ def run_eval(instance: dict, workdir: Path, prepare, script: str, patch: str) ->
     git(workdir, "clone", "-q", "--no-checkout", str(bundle), str(testbed))
     git(testbed, "-c", "advice.detachedHead=false", "checkout", "-q", instance["base_commit"])
     prepare(testbed)
-    env = {**os.environ, "HGM_TESTBED": str(testbed), "HGM_PYTHON": sys.executable}
+    # the task image has no pytest plugins either; skipping their discovery halves startup
+    env = {
+        **os.environ,
+        "HGM_TESTBED": str(testbed),
+        "HGM_PYTHON": sys.executable,
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+    }
     proc = subprocess.run(
         ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120
     )

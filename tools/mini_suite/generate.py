@@ -191,8 +191,13 @@ def replace_block(text: str, old: str, new: str, where: str) -> str:
     if len(matches) != 1:
         raise SuiteError(f"{where}: 'old' block matches {len(matches)} times, not once")
     width, start = matches[0]
-    candidate = indent(old, " " * width)
-    return text[:start] + indent(new, " " * width) + text[start + len(candidate) :]
+    before, rest = text[:start], text[start + len(indent(old, " " * width)) :]
+    if not new.strip():
+        # deleting a block between blank lines: keep one separator, not both
+        blank_before = len(before) - len(before.rstrip("\n")) - 1
+        blank_after = len(rest) - len(rest.lstrip("\n"))
+        rest = rest[min(blank_before, blank_after) :]
+    return before + indent(new, " " * width) + rest
 
 
 # ---------------------------------------------------------------- git objects
@@ -241,6 +246,9 @@ def build_repo(repo: str, git_dir: Path, scratch: Path) -> tuple[list[Task], str
         buggy = apply_edits(clean, task.bug, where + " bug")
         if buggy == clean:
             raise SuiteError(f"{where}: the bug edits change nothing")
+        sloppy = [n for n, text in buggy.items() if n.endswith(".py") and "\n\n\n\n" in text]
+        if sloppy:
+            raise SuiteError(f"{where}: the bug edits leave 3+ blank lines in {sloppy}")
         with_tests = apply_edits(buggy, task.tests, where + " tests")
         base_tree = write_tree(git_dir, buggy, scratch)
         date = commit_date(task)
@@ -380,7 +388,12 @@ def run_eval(bundle: Path, task: Task, patch: str, scratch: Path) -> dict[str, s
     git(testbed, "checkout", "-q", task.base_commit)
     if patch:
         git(testbed, "apply", "-", stdin=patch)
-    env = {**os.environ, "HGM_TESTBED": str(testbed), "HGM_PYTHON": sys.executable}
+    env = {
+        **os.environ,
+        "HGM_TESTBED": str(testbed),
+        "HGM_PYTHON": sys.executable,
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+    }
     proc = subprocess.run(
         ["bash", "-c", task.eval_script], env=env, capture_output=True, text=True, timeout=300
     )
@@ -396,6 +409,9 @@ def measure(bundle: Path, task: Task) -> None:
     with tempfile.TemporaryDirectory(prefix="hgm-mini-") as tmp:
         before = run_eval(bundle, task, "", Path(tmp))
         after = run_eval(bundle, task, task.gold_patch, Path(tmp))
+    cut = [t for t in after if t.count("[") != t.count("]")]
+    if cut:
+        raise SuiteError(f"{task.instance_id}: test ids with spaces confuse parse_log_pytest: {cut}")
     broken = sorted(t for t, s in after.items() if s not in ("PASSED", "XFAIL"))
     if broken:
         raise SuiteError(f"{task.instance_id}: with the gold patch these fail: {broken}")

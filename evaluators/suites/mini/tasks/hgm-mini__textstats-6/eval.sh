@@ -12,7 +12,7 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout 768889338b74f91726396f716b59c6ced434cfc6 -- tests/test_counts.py tests/test_readability.py tests/test_tokenize.py
+git checkout 873ff142c9753c5438813e8dfd275a38e3128031 -- tests/test_counts.py tests/test_readability.py tests/test_tokenize.py
 rm -f -- tests/test_grade_level.py  # files the test patch adds
 git apply -v - <<'EOF_HGM'
 diff --git a/tests/test_grade_level.py b/tests/test_grade_level.py
@@ -53,4 +53,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout 768889338b74f91726396f716b59c6ced434cfc6 -- tests/test_counts.py tests/test_readability.py tests/test_tokenize.py
+git checkout 873ff142c9753c5438813e8dfd275a38e3128031 -- tests/test_counts.py tests/test_readability.py tests/test_tokenize.py
