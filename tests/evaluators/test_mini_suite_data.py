@@ -211,3 +211,32 @@ def test_hidden_tests_alone_do_not_resolve(results, instance_id: str):
     assert run.report["patch_successfully_applied"], run.log[-3000:]
     assert not run.report["resolved"]
     assert not run.report["tests_status"]["PASS_TO_PASS"]["failure"], run.log[-3000:]
+
+
+def test_suite_is_in_sync_with_its_sources(tmp_path):
+    """Rebuilding the base commits from tools/mini_suite reproduces the committed data."""
+    import importlib.util
+
+    source = SUITE.parents[2] / "tools" / "mini_suite" / "generate.py"
+    spec = importlib.util.spec_from_file_location("hgm_mini_generate", source)
+    generate = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = generate  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(generate)
+    finally:
+        del sys.modules[spec.name]
+    rebuilt = []
+    for repo in generate.all_repos():
+        scratch = tmp_path / repo
+        scratch.mkdir()
+        generate.git(scratch, "init", "-q", "--bare", str(scratch / "repo.git"))
+        tasks, _ = generate.build_repo(repo, scratch / "repo.git", scratch)
+        rebuilt.extend(tasks)
+    assert sorted(t.instance_id for t in rebuilt) == TASK_IDS
+    for task in rebuilt:
+        instance = load(task.instance_id)
+        assert instance["base_commit"] == task.base_commit, "re-run tools/mini_suite/generate.py"
+        assert instance["patch"] == task.gold_patch
+        assert instance["test_patch"] == task.test_patch
+        assert instance["problem_statement"] == task.problem_statement
+        assert instance["eval_script"] == generate.eval_script(task)
