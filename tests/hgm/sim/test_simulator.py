@@ -165,3 +165,13 @@ def test_hgm_clearly_beats_uniform_on_lineage_drift() -> None:
     hgm = summarize(results["hgm"])["chosen"]["mean"]
     uniform = summarize(results["uniform"])["chosen"]["mean"]
     assert hgm > uniform + 0.1, (hgm, uniform)
+
+
+def test_cli_accepts_a_landscape_file(tmp_path) -> None:  # noqa: ANN001
+    world = tmp_path / "flat.toml"
+    world.write_text('n_tasks = 12\nroot_skill = 0.5\n[world]\ndrift_step_sd = 0.0\njump_sd = 0.0\n', encoding="utf-8")
+    out = CliRunner().invoke(build_app(), ["simulate", "-p", "uniform", "--landscape", str(world), "--budget-evals", "20", "--seeds", "2", "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["landscape"] == "flat"
+    assert data["policies"]["uniform"]["best_in_tree"]["mean"] == pytest.approx(0.5)  # every version is the seed's copy
