@@ -46,6 +46,12 @@ class BudgetConfig(_Frozen):
     evals: int = Field(8, ge=1, description="task evaluations (seed evaluations included)")
     usd: float | None = Field(None, gt=0, description="dollars spent on model calls")
     wall_clock_s: float | None = Field(None, gt=0, description="seconds of wall-clock time")
+    expansions: int | None = Field(
+        None, ge=0, description="expansion attempts (ok + failed); None: as many as evaluations"
+    )
+
+    def max_expansions(self) -> int:
+        return self.evals if self.expansions is None else self.expansions
 
 
 class PolicyConfig(_Frozen):
@@ -68,6 +74,9 @@ class PolicyConfig(_Frozen):
     dgm_full_batch: int = Field(10, ge=1, description="DGM: tasks a child passing the threshold gets")
     dgm_threshold: float | None = Field(None, ge=0, le=1, description="DGM: score needed for the full batch")
     final_quantile: float = Field(0.05, gt=0, lt=1, description="best belief: lower quantile")
+    count_failed_expansions: bool = Field(
+        True, description="failed expansions count as nodes in the expand rule (as in the reference)"
+    )
     options: dict[str, Any] = Field(default_factory=dict)
 
     def policy_options(self, seed: int) -> dict[str, Any]:
