@@ -84,17 +84,19 @@ def snapshot(source: Path, commit: str, root: Path | None = None) -> Path:
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tag = f"hgm-base-{full}"
-    _git("tag", "-f", tag, full, cwd=bare)
     tmp = Path(tempfile.mkdtemp(prefix=".snap-", dir=target.parent))
     try:
         repo = tmp / "repo"
-        _git("clone", "-q", "--depth", "1", "--branch", tag, f"file://{bare}", str(repo))
-        _git("remote", "remove", "origin", cwd=repo)
-        _git("tag", "-d", tag, cwd=repo)
+        repo.mkdir()
+        _git("init", "-q", cwd=repo)
+        # fetch the one commit by hash: no ref in the shared mirror is touched (workers race)
+        _git("-c", "protocol.file.allow=always", "fetch", "-q", "--depth", "1",
+             "--upload-pack", "git -c uploadpack.allowAnySHA1InWant=true upload-pack",
+             f"file://{bare}", full, cwd=repo)
         _git("checkout", "-q", "--detach", full, cwd=repo)
         for ref in _git("for-each-ref", "--format=%(refname)", cwd=repo).split():
             _git("update-ref", "-d", ref, cwd=repo)
+        (repo / ".git" / "FETCH_HEAD").unlink(missing_ok=True)
         try:
             os.rename(repo, target)
         except OSError:

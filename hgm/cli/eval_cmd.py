@@ -137,7 +137,8 @@ def register(app: typer.Typer) -> None:
                         "tasks": [c.to_dict() for c in checks]})
         else:
             table = Table(title=f"{suite.name}: {len(checks) - len(failed)}/{len(checks)} valid ({sandbox.name} backend)")
-            for column in ("task", "gold", "empty", "seconds", "valid", "problem"):
+            table.add_column("task", no_wrap=True)
+            for column in ("gold", "empty", "seconds", "valid", "problem"):
                 table.add_column(column)
             for c in checks:
                 gold = c.gold.outcome.value if c.gold else "-"
@@ -165,7 +166,8 @@ def register(app: typer.Typer) -> None:
             print_json({"suite": suite.name, "kind": suite.kind, "tasks": rows})
             return
         table = Table(title=f"{suite.name} ({suite.kind}, {len(rows)} tasks)")
-        for column in ("task", "repo", "F2P", "P2P", "note"):
+        table.add_column("task", no_wrap=True)
+        for column in ("repo", "F2P", "P2P", "note"):
             table.add_column(column)
         for r in rows:
             table.add_row(r["instance_id"], r["repo"], str(r["fail_to_pass"]), str(r["pass_to_pass"]), r["skip"] or "")
@@ -270,7 +272,8 @@ def register(app: typer.Typer) -> None:
             print_json(summary)
             return
         table = Table(title=f"{Path(agent).name} on {suite.name} ({model}, {sandbox.name} backend)")
-        for column in ("task", "outcome", "seconds", "tokens", "cost", "detail"):
+        table.add_column("task", no_wrap=True)
+        for column in ("outcome", "seconds", "tokens", "cost", "detail"):
             table.add_column(column)
         for r in rows:
             style = _outcome_style(r["outcome"])
