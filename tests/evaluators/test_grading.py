@@ -159,3 +159,14 @@ def test_grade_recorded_logs_with_swebench(suite: TaskRepoSuite) -> None:
     # the test command itself missing is the environment's fault, not the agent's
     outcome, _, detail = grade_log(task, ">>>>> Start Test Output\nsh: python3: not found\n>>>>> End Test Output\n>>>>> Test Exit Code: 127\n", task.patch, env)
     assert outcome is Outcome.ERROR_INFRA and "127" in detail
+
+
+def test_agent_sandbox_never_holds_the_hidden_tests(suite: TaskRepoSuite) -> None:
+    task = suite.tasks()[0]
+    with FakeBackend().open(SandboxSpec()) as session:
+        suite.prepare(session, task, "/work/repo")
+        found = subprocess.run(["grep", "-rl", "test_add", session.resolve("/")], capture_output=True, text=True).stdout
+        git_objects = subprocess.run(["git", "-C", session.resolve("/work/repo"), "log", "--all", "-p"],
+                                     capture_output=True, text=True).stdout
+    assert found == "" and "test_add" not in git_objects
+    assert "def test_add" in task.test_patch
