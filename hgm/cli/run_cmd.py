@@ -51,9 +51,12 @@ def _exit_code(reason: str) -> int:
     return 0
 
 
-def _session(run: Any, config: Any, workers: int | None, json_out: bool) -> int:
-    from hgm.loop.display import LiveDisplay
+def _session(run: Any, config: Any, workers: int | None, json_out: bool, discard_on_setup_error: bool = False) -> int:
+    import shutil
+
     from hgm.loop.runner import RunSetupError, run_session
+
+    from hgm.loop.display import LiveDisplay
 
     display = LiveDisplay(config.policy.final_quantile)
     display.start()
@@ -61,6 +64,9 @@ def _session(run: Any, config: Any, workers: int | None, json_out: bool) -> int:
         result = run_session(run, config, workers=workers, on_tick=display)
     except RunSetupError as exc:
         display.stop()
+        if discard_on_setup_error:  # a run that never started leaves nothing behind
+            run.close()
+            shutil.rmtree(run.path, ignore_errors=True)
         fail(str(exc))
     finally:
         display.stop()
@@ -142,7 +148,7 @@ def register(app: typer.Typer) -> None:
             fail(str(exc))
         typer.echo(f"run directory: {target}", err=True)
         try:
-            code = _session(run, config, None, json_out)
+            code = _session(run, config, None, json_out, discard_on_setup_error=True)
         finally:
             run.close()
         raise typer.Exit(code)
