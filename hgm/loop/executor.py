@@ -146,6 +146,7 @@ class Executor:
         self._abandoned = 0
         self._errors: list[str] = []
         self._t0 = time.monotonic()
+        self.record_s = 0.0  # time spent recording results (archive + scheduler), for benchmarks
 
     # ------------------------------------------------------------------ control
     def interrupt(self) -> None:
@@ -249,6 +250,7 @@ class Executor:
                 detail=f"internal error: {exc.__class__.__name__}: {exc}"[:2000],
             )
             self._errors.append(traceback.format_exc(limit=5))
+        t_record = time.monotonic()
         with self._lock:
             if not self._claim(job):
                 return
@@ -274,6 +276,7 @@ class Executor:
             else:
                 self._infra_streak = 0
                 self.scheduler.complete_eval(job, record.utility == 1, cost=record.cost_usd)
+            self.record_s += time.monotonic() - t_record
 
     def _do_expand(self, job: Job) -> None:
         action = job.action

@@ -242,6 +242,8 @@ class SandboxJobRunner:
         self.costs = costs
         self.archive_lock = archive_lock
         self.session_id = session_id
+        self.timings: list[dict[str, float]] = []  # per evaluation, for benchmarks
+        self._timings_lock = threading.Lock()
         self.checkouts = CheckoutCache(run, self.run_dir / "work" / "agents", archive_lock)
         self.solve_limits = SolveLimits(
             max_steps=config.agent.solve_step_limit,
@@ -281,6 +283,9 @@ class SandboxJobRunner:
         cost, tokens = self.job_cost(job)
         total = time.monotonic() - t0
         detail = result.detail
+        with self._timings_lock:
+            self.timings.append({"sandbox_s": result.sandbox_s, "agent_s": result.agent_s,
+                                 "grade_s": result.grade_s, "total_s": total})
         return EvalRecord(
             action.node_id,
             action.task_id,
@@ -293,7 +298,7 @@ class SandboxJobRunner:
             cost_usd=cost,
             trajectory_path=rel(self.run_dir, result.trajectory_path),
             log_path=rel(self.run_dir, result.log_path),
-            detail=f"{detail}" + (f" [sandbox {result.sandbox_s:.2f}s]" if detail else f"sandbox {result.sandbox_s:.2f}s"),
+            detail=detail,
         )
 
     # ------------------------------------------------------------------ expand

@@ -49,6 +49,8 @@ class SessionResult:
     summary: dict[str, Any]
     session: str
     messages: list[str] = field(default_factory=list)
+    executor: Any = None  # kept for benchmarks and tests (timings, record_s)
+    runner: Any = None
 
 
 def seed_agent_tree(dest: Path) -> Path:
@@ -237,7 +239,7 @@ def run_session(
     summary["abandoned"] = outcome.abandoned
     summary["session_elapsed_s"] = round(outcome.elapsed_s, 3)
     summary["budget_evals"] = config.budget.evals
-    return SessionResult(outcome, summary, session, notes)
+    return SessionResult(outcome, summary, session, notes, executor, runner)
 
 
 def _install_signals(executor: Executor) -> Callable[[], None]:
