@@ -230,6 +230,7 @@ class SandboxJobRunner:
         costs: CostBook,
         archive_lock: threading.RLock,
         session_id: str,
+        session_index: int = 0,
     ) -> None:
         self.run = run
         self.run_dir = Path(run.path)
@@ -242,6 +243,7 @@ class SandboxJobRunner:
         self.costs = costs
         self.archive_lock = archive_lock
         self.session_id = session_id
+        self.session_index = session_index
         self.timings: list[dict[str, float]] = []  # per evaluation, for benchmarks
         self._timings_lock = threading.Lock()
         self.checkouts = CheckoutCache(run, self.run_dir / "work" / "agents", archive_lock)
@@ -362,7 +364,8 @@ class SandboxJobRunner:
         assert isinstance(action, Expand)
         parent_id = action.node_id
         started = time.time()
-        rng = random.Random(f"{self.config.seed}-{self.job_key(job)}")
+        # seeded by run seed, session number and job number: a rerun with the same seed repeats
+        rng = random.Random(f"{self.config.seed}-{self.session_index}-{job.id}")
         parent_dir = self.checkouts.get(parent_id)
         lesson = pick_lesson(self.eval_views(parent_id), rng)
         work_dir = self.run_dir / "expansions" / f"node{parent_id}-{self.job_key(job)}"

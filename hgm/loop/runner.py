@@ -208,6 +208,7 @@ def run_session(
         runner = factory(
             run=run, config=config, suite=suite, tasks=tasks, backend=tracking, llm=llm,
             gateway_url=gateway.url, costs=costs, archive_lock=archive_lock, session_id=session,
+            session_index=previous_sessions,
         )
         limits = ExecutorLimits(
             workers=workers or config.workers,
