@@ -176,6 +176,16 @@ def test_task_metadata(instance_id: str):
     assert gold_files and not any(f.startswith("tests/") for f in gold_files)
     assert test_files and all(f.startswith("tests/") for f in test_files)
     assert "tests/" not in instance["problem_statement"], "the issue must not point at the tests"
+    source_files = {f for f in gold_files if f.endswith(".py")}
+    changed_lines = [
+        line
+        for line in instance["patch"].splitlines()
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+    if instance["difficulty"] == "one-line":
+        assert len(source_files) == 1 and len(changed_lines) <= 3
+    elif instance["difficulty"] == "two-files":
+        assert len(source_files) >= 2
     added = "\n".join(l for l in instance["test_patch"].splitlines() if l.startswith("+"))
     for test in instance["FAIL_TO_PASS"]:
         name = test.split("::")[-1].split("[")[0]
