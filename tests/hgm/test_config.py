@@ -1,0 +1,71 @@
+"""Run config: defaults (the offline default), TOML + CLI overrides, one-line errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from hgm.config import ConfigError, RunConfig, build_config, config_from_frozen, default_run_dir
+from hgm.policies.registry import policy_options
+
+
+def test_defaults_are_the_offline_default() -> None:
+    c = build_config()
+    assert (c.suite, c.model, c.sandbox, c.policy.name) == ("mini", "local/smollm2", "auto", "hgm")
+    assert c.workers >= 1 and c.budget.evals <= 12 and c.evolve.include_test_patch is False
+    assert c.policy.alpha == 0.6 and c.policy.beta == 1.0 and c.policy.cooldown is False
+    assert c.policy.eval_random_level == 1.0 and c.policy.n_pseudo_descendant_evals == 10_000
+
+
+def test_toml_then_overrides(tmp_path: Path) -> None:
+    f = tmp_path / "run.toml"
+    f.write_text('model = "openai/gpt-4o-mini"\nworkers = 3\n[budget]\nevals = 50\nusd = 2.5\n[policy]\nname = "dgm"\n')
+    c = build_config(f, {"workers": 5, "budget": {"evals": None, "wall_clock_s": 60}, "policy": {"name": None}})
+    assert c.model == "openai/gpt-4o-mini" and c.workers == 5
+    assert c.budget.evals == 50 and c.budget.usd == 2.5 and c.budget.wall_clock_s == 60
+    assert c.policy.name == "dgm"
+
+
+@pytest.mark.parametrize("text, words", [
+    ("workers = 0\n", "workers"),
+    ("[budget]\nevals = -1\n", "budget.evals"),
+    ("[policy]\nname = 'best'\n", "policy.name"),
+    ("colour = 'red'\n", "colour"),
+    ("seed_evals = 99\n[budget]\nevals = 5\n", "seed_evals"),
+    ("= broken", "not valid TOML"),
+])
+def test_bad_toml_is_one_line_naming_the_field(tmp_path: Path, text: str, words: str) -> None:
+    f = tmp_path / "run.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        build_config(f)
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        build_config(tmp_path / "nope.toml")
+
+
+def test_frozen_round_trip() -> None:
+    c = build_config(overrides={"seed": 3, "policy": {"options": {"confirm_fraction": 0.2}}})
+    again = config_from_frozen(c.frozen())
+    assert again == c
+    with pytest.raises(ConfigError):
+        config_from_frozen({"workers": "many"})
+
+
+@pytest.mark.parametrize("name", ["hgm", "dgm", "greedy", "uniform"])
+def test_policy_options_are_accepted_by_the_policy(name: str) -> None:
+    opts = RunConfig(policy={"name": name}).policy.policy_options(seed=4)
+    assert set(opts) <= set(policy_options(name))
+
+
+def test_default_run_dir_is_unique(tmp_path: Path) -> None:
+    now = dt.datetime(2026, 1, 2, 3, 4, 5)
+    first = default_run_dir(now, tmp_path)
+    assert first == tmp_path / "20260102-030405"
+    first.mkdir()
+    assert default_run_dir(now, tmp_path) == tmp_path / "20260102-030405-2"
