@@ -24,13 +24,25 @@ from evaluators.repos import GIT_ENV, RepoError
 from evaluators.suite import TESTBED, GradingEnv, Suite
 from evaluators.task import Task
 
-PATCH_PATH = "/tmp/hgm_grading/model.patch"
-EVAL_PATH = "/tmp/hgm_grading/eval.sh"
-APPLY_COMMANDS = (
-    "git apply --verbose",
-    "git apply --verbose --3way",
-    "patch --batch --forward --fuzz=5 -p1 -i",
-)
+GRADING_DIR = "/tmp/hgm_grading"
+APPLY_FAILED = ">>>>> Patch Apply Failed"  # swebench's marker
+NO_REPOSITORY_CODE, APPLY_FAILED_CODE = 3, 4
+# One exec does it all (fewer round trips): apply the patch the first way that works,
+# back to pristine between attempts, then hand over to the eval script.
+DRIVER = """#!/bin/bash
+cd "$1" && git rev-parse -q --verify HEAD >/dev/null || { echo '>>>>> hgm: no git repository at '"$1"; exit 3; }
+patch_file="$2"
+if [ -s "$patch_file" ]; then
+  applied=""
+  for cmd in "git apply --verbose" "git apply --verbose --3way" "patch --batch --forward --fuzz=5 -p1 -i"; do
+    if $cmd "$patch_file" > "$patch_file.out" 2>&1; then applied=1; break; fi
+    git reset -q --hard; git clean -fdq
+  done
+  if [ -z "$applied" ]; then echo '>>>>> Patch Apply Failed'; tail -n 3 "$patch_file.out"; exit 4; fi
+  cat "$patch_file.out"; echo '>>>>> Applied Patch'
+fi
+exec bash "$3" 2>&1
+"""
 DEFAULT_TEST_TIMEOUT = 300.0
 # exit codes of a shell that could not find or run the test command itself
 MISSING_COMMAND_CODES = (126, 127)
@@ -56,22 +68,6 @@ def localize_script(script: str, session: Session, testbed: str) -> str:
     """Point a script written for /testbed at where this session keeps the repository."""
     actual = session.resolve(testbed)
     return script if actual == TESTBED else script.replace(TESTBED, actual)
-
-
-def apply_patch(session: Session, testbed: str, patch: str) -> tuple[bool, str]:
-    """Apply `patch` in the repository; return (applied, last error output)."""
-    session.put(PATCH_PATH, patch.encode())
-    where = shlex.quote(session.resolve(testbed))
-    patch_file = shlex.quote(session.resolve(PATCH_PATH))
-    error = ""
-    for attempt, command in enumerate(APPLY_COMMANDS):
-        if attempt:  # a failed attempt can leave partial changes: back to pristine
-            session.exec(f"cd {where} && git checkout -q -- . && git clean -fdq", timeout=60, env=GIT_ENV)
-        result = session.exec(f"cd {where} && {command} {patch_file}", timeout=120, env=GIT_ENV)
-        if result.ok:
-            return True, ""
-        error = (result.stderr or result.stdout).strip()
-    return False, error.splitlines()[-1] if error else "patch did not apply"
 
 
 def swebench_spec(task: Task, env: GradingEnv) -> Any:
@@ -127,18 +123,27 @@ def _grade_once(
         spec = SandboxSpec(image=env.image, limits=limits, labels={"hgm.role": "grading", "hgm.task": task.instance_id})
         with backend.open(spec) as session:
             testbed = suite.prepare(session, task, env.testbed)
-            if patch.strip():
-                applied, error = apply_patch(session, testbed, patch)
-                if not applied:
-                    return result(Outcome.PATCH_FAILED, detail=error)
-            session.put(EVAL_PATH, localize_script(env.eval_script, session, testbed).encode())
+            with tempfile.TemporaryDirectory(prefix="hgm-grading-") as tmp:
+                files = Path(tmp) / "hgm_grading"
+                files.mkdir()
+                (files / "model.patch").write_text(patch)
+                (files / "eval.sh").write_text(localize_script(env.eval_script, session, testbed))
+                (files / "driver.sh").write_text(DRIVER)
+                session.put(GRADING_DIR, files)
+            where = session.resolve(GRADING_DIR)
+            args = (session.resolve(testbed), f"{where}/model.patch", f"{where}/eval.sh")
             run = session.exec(
-                f"bash {shlex.quote(session.resolve(EVAL_PATH))} 2>&1",
+                f"bash {shlex.quote(where + '/driver.sh')} {' '.join(shlex.quote(a) for a in args)} 2>&1",
                 timeout=timeout,
                 env=eval_environment(session, backend, testbed),
                 workdir=testbed,
             )
         log = run.stdout + (f"\n{run.stderr}" if run.stderr else "")
+        if run.exit_code == NO_REPOSITORY_CODE and ">>>>> hgm: no git repository" in log:
+            return result(Outcome.ERROR_INFRA, log=log, detail=log.strip().splitlines()[-1])
+        if run.exit_code == APPLY_FAILED_CODE and APPLY_FAILED in log:
+            tail = [line for line in log.split(APPLY_FAILED, 1)[1].splitlines() if line.strip()]
+            return result(Outcome.PATCH_FAILED, log=log, detail=tail[-1] if tail else "patch did not apply")
         if run.timed_out:
             return result(Outcome.TIMEOUT, log=log, detail=f"test run exceeded {timeout:g} s")
         outcome, report, detail = grade_log(task, log, patch, env)
@@ -186,4 +191,4 @@ def summarize(results: list[GradeResult]) -> Mapping[str, int]:
     return counts
 
 
-__all__ = ["apply_patch", "grade", "grade_log", "python_for", "summarize", "swebench_spec"]
+__all__ = ["grade", "grade_log", "python_for", "summarize", "swebench_spec"]
