@@ -43,7 +43,7 @@ class _Frozen(BaseModel):
 class BudgetConfig(_Frozen):
     """Whichever budget is spent first ends the run cleanly."""
 
-    evals: int = Field(8, ge=1, description="task evaluations (seed evaluations included)")
+    evals: int = Field(6, ge=1, description="task evaluations (seed evaluations included)")
     usd: float | None = Field(None, gt=0, description="dollars spent on model calls")
     wall_clock_s: float | None = Field(None, gt=0, description="seconds of wall-clock time")
     expansions: int | None = Field(
@@ -108,8 +108,8 @@ class AgentConfig(_Frozen):
 
     solve_timeout_s: float = Field(300.0, gt=0)
     improve_timeout_s: float = Field(600.0, gt=0)
-    solve_step_limit: int = Field(6, ge=1)
-    improve_step_limit: int = Field(8, ge=1)
+    solve_step_limit: int = Field(4, ge=1)
+    improve_step_limit: int = Field(4, ge=1)
     test_timeout_s: float = Field(300.0, gt=0, description="the agent's own unittest suite")
 
 
@@ -120,7 +120,7 @@ class EvolveConfig(_Frozen):
         False, description="show the hidden test patch to the diagnosis (leaks task tests)"
     )
     diagnose_max_chars: int = Field(12_000, ge=1000, description="trajectory excerpt size")
-    diagnose_max_tokens: int = Field(1024, ge=64)
+    diagnose_max_tokens: int = Field(512, ge=64)
     diagnose_retries: int = Field(1, ge=0)
     source_max_chars: int = Field(12_000, ge=0, description="agent source excerpt size")
 

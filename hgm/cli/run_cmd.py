@@ -62,6 +62,9 @@ def _session(run: Any, config: Any, workers: int | None, json_out: bool, discard
     display.start()
     try:
         result = run_session(run, config, workers=workers, on_tick=display)
+    except KeyboardInterrupt:
+        display.stop()
+        fail(f"interrupted before the search started; continue with: hgm resume {run.path}", code=EXIT_INTERRUPTED)
     except RunSetupError as exc:
         display.stop()
         if discard_on_setup_error:  # a run that never started leaves nothing behind

@@ -190,16 +190,23 @@ class Executor:
                 self._begin_stop("wall_clock")
             if self._usd_spent():
                 self._begin_stop("budget_usd")
-            if self.on_tick is not None:
-                self.on_tick(self.progress())
+            self._tick()
             time.sleep(self.limits.tick_s)
         if abandoned_now:
             for t in threads:
                 t.join(timeout=5.0)
-        if self.on_tick is not None:
-            self.on_tick(self.progress())
+        self._tick()
         reason = self._stop_reason or self._natural_end()
         return RunOutcome(reason, self._abandoned, time.monotonic() - self._t0, list(self._errors))
+
+    def _tick(self) -> None:
+        if self.on_tick is None:
+            return
+        try:
+            self.on_tick(self.progress())
+        except Exception as exc:  # noqa: BLE001 - a display bug must not stop the search
+            self._errors.append(f"display failed: {exc.__class__.__name__}: {exc}")
+            self.on_tick = None
 
     def _natural_end(self) -> str:
         return "budget_evals" if self.scheduler.budget_left == 0 else "exhausted"

@@ -81,3 +81,41 @@ def test_kill_9_then_resume_spends_the_budget_exactly(tmp_path: Path) -> None:
     finally:
         conn.close()
     assert "lock_takeover" in kinds and "crashed" in statuses and statuses[-1] == "finished"
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_ctrl_c_once_finishes_work_in_flight_then_resume_completes(tmp_path: Path) -> None:
+    script = write_script(tmp_path / "script.json", solve_sleep=2.0)
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hgm", "run", "--run-dir", str(run_dir), "--model", f"scripted:{script}",
+         "--sandbox", "local", "--tasks", TASKS, "--budget-evals", "8", "--workers", "2"],
+        cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 300
+    try:
+        while len(measured(run_dir)) < 1:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)  # once: stop starting work, let work in flight finish
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err.decode()[-2000:]
+    assert b"hgm resume" in err
+    conn = sqlite3.connect(f"file:{run_dir / 'hgm.db'}?mode=ro", uri=True)
+    try:
+        abandoned = conn.execute("SELECT COUNT(*) FROM evaluations WHERE status = 'abandoned'").fetchone()[0]
+        status = conn.execute("SELECT status FROM run").fetchone()[0]
+    finally:
+        conn.close()
+    assert abandoned == 0 and status == "stopped"
+    stopped_at = measured(run_dir)
+    assert 1 <= len(stopped_at) < 8
+    done = subprocess.run([sys.executable, "-m", "hgm", "resume", str(run_dir), "--json"], cwd=REPO, env=env(),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    after = measured(run_dir)
+    assert len(after) == 8 and len({(n, t) for _, n, t in after}) == 8 and set(stopped_at) <= set(after)
