@@ -10,6 +10,7 @@ prints swebench's start/end markers), and grade the log with
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 import tempfile
@@ -43,6 +44,8 @@ if [ -s "$patch_file" ]; then
 fi
 exec bash "$3" 2>&1
 """
+# a patch may not reach into git's own directory (hooks would run during eval.sh)
+GIT_DIR_PATH = re.compile(r"^(?:diff --git a/|--- a/|\+\+\+ b/|--- |\+\+\+ )(?:\./)?\.git/", re.M)
 DEFAULT_TEST_TIMEOUT = 300.0
 # exit codes of a shell that could not find or run the test command itself
 MISSING_COMMAND_CODES = (126, 127)
@@ -118,6 +121,8 @@ def _grade_once(
     def result(outcome: Outcome, **kw: Any) -> GradeResult:
         return GradeResult(task.instance_id, outcome, duration=time.monotonic() - started, **kw)
 
+    if GIT_DIR_PATH.search(patch):
+        return result(Outcome.PATCH_FAILED, detail="the patch touches .git/ (not allowed)")
     try:
         env = suite.grading_env(task)
         spec = SandboxSpec(image=env.image, limits=limits, labels={"hgm.role": "grading", "hgm.task": task.instance_id})

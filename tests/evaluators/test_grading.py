@@ -170,3 +170,11 @@ def test_agent_sandbox_never_holds_the_hidden_tests(suite: TaskRepoSuite) -> Non
                                      capture_output=True, text=True).stdout
     assert found == "" and "test_add" not in git_objects
     assert "def test_add" in task.test_patch
+
+
+def test_patch_reaching_into_git_dir_is_refused(suite: TaskRepoSuite) -> None:
+    task = suite.tasks()[0]
+    hook = ("diff --git a/.git/hooks/post-checkout b/.git/hooks/post-checkout\nnew file mode 100755\n"
+            "--- /dev/null\n+++ b/.git/hooks/post-checkout\n@@ -0,0 +1,2 @@\n+#!/bin/sh\n+echo pwned\n")
+    result = grade(task.patch + hook, task, suite, FakeBackend())
+    assert result.outcome is Outcome.PATCH_FAILED and ".git/" in result.detail
