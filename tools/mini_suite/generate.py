@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import filecmp
-import json
 import os
 import re
 import shutil
@@ -224,7 +223,7 @@ def commit_date(task: Task) -> str:
 
 
 def diff_trees(git_dir: Path, old: str, new: str) -> str:
-    return git(git_dir, "diff", "--no-color", "--no-ext-diff", "--full-index", old, new)
+    return git(git_dir, "diff", "--no-color", "--no-ext-diff", "--no-renames", "--full-index", old, new)
 
 
 def changed_paths(patch: str) -> list[str]:

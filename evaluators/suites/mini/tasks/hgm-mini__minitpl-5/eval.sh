@@ -12,7 +12,7 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout cfdb77bf3fe34c936cd239e6ee674eba5380eedb -- tests/test_filters.py tests/test_render.py
+git checkout 95fbee9c95d8a4dfae1e1599e1dfca37ec1a9e29 -- tests/test_filters.py tests/test_render.py
 rm -f -- tests/test_lexer.py  # files the test patch adds
 git apply -v - <<'EOF_HGM'
 diff --git a/tests/test_lexer.py b/tests/test_lexer.py
@@ -63,4 +63,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout cfdb77bf3fe34c936cd239e6ee674eba5380eedb -- tests/test_filters.py tests/test_render.py
+git checkout 95fbee9c95d8a4dfae1e1599e1dfca37ec1a9e29 -- tests/test_filters.py tests/test_render.py

@@ -12,7 +12,7 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout d1d9750f4bdd513ac5902be32fba701b50cf23b6 -- tests/test_filters.py tests/test_render.py
+git checkout a46217e4f5319e88c58a7d9a087ca4adc38a9b68 -- tests/test_filters.py tests/test_render.py
 rm -f -- tests/test_truncate.py  # files the test patch adds
 git apply -v - <<'EOF_HGM'
 diff --git a/tests/test_truncate.py b/tests/test_truncate.py
@@ -55,4 +55,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout d1d9750f4bdd513ac5902be32fba701b50cf23b6 -- tests/test_filters.py tests/test_render.py
+git checkout a46217e4f5319e88c58a7d9a087ca4adc38a9b68 -- tests/test_filters.py tests/test_render.py

@@ -3,7 +3,7 @@
 import re
 
 from minitpl.filters import FILTERS, Markup, escape
-from minitpl.lexer import BLOCK, TEXT, VAR, tokenize
+from minitpl.lexer import TEXT, VAR, tokenize
 
 _LITERAL = re.compile(r'^(?:"([^"]*)"|\'([^\']*)\'|(-?\d+(?:\.\d+)?))$')
 _FOR = re.compile(r"^for\s+(\w+)\s+in\s+(.+)$")
