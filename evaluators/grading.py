@@ -46,6 +46,9 @@ exec bash "$3" 2>&1
 """
 # a patch may not reach into git's own directory (hooks would run during eval.sh)
 GIT_DIR_PATH = re.compile(r"^(?:diff --git a/|--- a/|\+\+\+ b/|--- |\+\+\+ )(?:\./)?\.git/", re.M)
+# files through which a patch can change how tests run or are reported (flagged, not refused:
+# real fixes sometimes touch them, but a resolved patch that does deserves a human look)
+TEST_MACHINERY = re.compile(r"^\+\+\+ b/(\S*(?:conftest\.py|pytest\.ini|tox\.ini|setup\.cfg|pyproject\.toml|sitecustomize\.py|usercustomize\.py|\.pth))$", re.M)
 DEFAULT_TEST_TIMEOUT = 300.0
 # exit codes of a shell that could not find or run the test command itself
 MISSING_COMMAND_CODES = (126, 127)
@@ -152,6 +155,10 @@ def _grade_once(
         if run.timed_out:
             return result(Outcome.TIMEOUT, log=log, detail=f"test run exceeded {timeout:g} s")
         outcome, report, detail = grade_log(task, log, patch, env)
+        touched = sorted(set(TEST_MACHINERY.findall(patch)))
+        if touched:
+            note = f"patch changes test machinery: {', '.join(touched)}"
+            detail = f"{detail}; {note}" if detail else note
         return result(outcome, report=report, log=log, detail=detail)
     except (SandboxError, RepoError, OSError) as exc:
         return result(Outcome.ERROR_INFRA, detail=f"{exc.__class__.__name__}: {exc}")

@@ -178,3 +178,14 @@ def test_patch_reaching_into_git_dir_is_refused(suite: TaskRepoSuite) -> None:
             "--- /dev/null\n+++ b/.git/hooks/post-checkout\n@@ -0,0 +1,2 @@\n+#!/bin/sh\n+echo pwned\n")
     result = grade(task.patch + hook, task, suite, FakeBackend())
     assert result.outcome is Outcome.PATCH_FAILED and ".git/" in result.detail
+
+
+def test_patch_changing_test_machinery_is_flagged(suite: TaskRepoSuite) -> None:
+    """A conftest.py that forces every test to pass fools pytest; grading says so in `detail`."""
+    task = suite.tasks()[0]
+    cheat = _agent_patch(suite, task, (
+        "printf 'import pytest\\n\\n@pytest.hookimpl(hookwrapper=True)\\n"
+        "def pytest_runtest_makereport(item, call):\\n    out = yield\\n    r = out.get_result()\\n"
+        "    r.outcome = \"passed\"\\n' > conftest.py"))
+    result = grade(cheat, task, suite, FakeBackend())
+    assert "patch changes test machinery: conftest.py" in result.detail
