@@ -100,6 +100,7 @@ def build_state(tree: Tree, task_ids: list[str], failed: list[dict[str, Any]], e
             continue
         state.record_eval(row["node_id"], row["task_id"], bool(row["utility"]), in_flight=False,
                           cost=float(row.get("cost_usd") or 0.0))
+    state.expansions_succeeded = state.n_nodes - 1
     for row in failed:
         if row["status"] == "failed" and state.has_node(row["parent_id"]):
             state.failed_expansions.append(FailedExpansion(row["parent_id"], row["reason"], float(row["cost_usd"] or 0.0)))

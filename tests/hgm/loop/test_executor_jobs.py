@@ -1,0 +1,123 @@
+"""Job-runner plumbing: state rebuilt from the archive, cost book, LLM access, sandbox tracking."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+from archive.records import EvalRecord, ExpansionRecord
+from archive.run import Run
+from hgm.loop.jobs import CostBook, LLMAccess, TrackingBackend, rel
+from hgm.loop.runner import build_state, seed_agent_tree
+from hgm.loop.summary import earlier_elapsed, run_summary
+
+
+def new_run(tmp_path: Path) -> Run:
+    seed = seed_agent_tree(tmp_path / "seed")
+    return Run.create(tmp_path / "run", {"policy": {"final_quantile": 0.05}}, seed)
+
+
+def test_seed_tree_is_the_installed_agent(tmp_path: Path) -> None:
+    tree = seed_agent_tree(tmp_path / "s")
+    assert (tree / "agent" / "__main__.py").is_file() and (tree / "agent" / "tests").is_dir()
+    assert not list(tree.rglob("__pycache__"))
+
+
+def test_build_state_from_archive(tmp_path: Path) -> None:
+    run = new_run(tmp_path)
+    child_src = tmp_path / "child"
+    seed_agent_tree(child_src)
+    child = run.add_node(0, child_src, "self_improve", expansion=ExpansionRecord(0, "ok"))
+    run.record_eval(EvalRecord(0, "a", "resolved"))
+    run.record_eval(EvalRecord(0, "b", "unresolved"))
+    run.record_eval(EvalRecord(child, "a", "error_infra"))
+    run.record_eval(EvalRecord(child, "b", "abandoned"))
+    run.record_eval(EvalRecord(child, "gone", "resolved"))  # a task no longer in the suite
+    run.record_expansion(ExpansionRecord(child, "failed", reason="tests fail", cost_usd=0.5))
+    state = build_state(run.tree(), ["a", "b", "c"], run.expansions(), run.evaluations())
+    assert state.node_ids == [0, child] and state.parent_of(child) == 0
+    assert state.own_counts(0) == (1, 1) and state.own_counts(child) == (0, 0)
+    assert state.is_seen(0, "a") and not state.is_seen(child, "a")  # infra/abandoned pairs are free
+    assert state.evals_completed == 2 and state.expansions_succeeded == 1
+    assert [f.reason for f in state.failed_expansions] == ["tests fail"]
+    run.close()
+
+
+def test_cost_book_records_calls_and_sums_per_job(tmp_path: Path) -> None:
+    run = new_run(tmp_path)
+    book = CostBook(run, threading.RLock(), preload=(1.0, 100))
+
+    def call(job: str, cost: float, node: str = "0") -> SimpleNamespace:
+        return SimpleNamespace(tags={"job": job, "node": node, "task": "t", "purpose": "solve"}, prompt_tokens=10,
+                               completion_tokens=5, cost=cost, model="m", latency_s=0.1, error=None, started_at=1.0)
+
+    book(call("j1", 0.25))
+    book(call("j1", 0.25))
+    book(call("j2", 0.5, node="not-a-number"))
+    assert book.job("j1") == (0.5, 30) and book.job("j2") == (0.5, 15) and book.job("none") == (0.0, 0)
+    assert book.totals() == (2.0, 145)
+    rows = run._read_all("SELECT node_id, task_id, purpose, cost_usd FROM llm_calls")
+    assert len(rows) == 3 and rows[2]["node_id"] is None and rows[0]["purpose"] == "solve"
+    summary = run_summary(run)
+    assert summary["llm_calls"] == 3 and summary["cost_usd"] == 1.0 and summary["best"] is None
+    run.close()
+
+
+def test_llm_access_never_leaks_host_environment() -> None:
+    local = LLMAccess("/tmp/gw/llm.sock", "hgm", "local").for_sandbox({"task": "t1", "node": 3})
+    assert local.env["HGM_LLM_URL"] == "/tmp/gw/llm.sock" and not local.mounts
+    assert json.loads(local.env["HGM_LLM_TAGS"]) == {"node": "3", "task": "t1"}
+    assert "HOME" not in local.env and not any("KEY" in k for k in local.env)
+    docker = LLMAccess("/tmp/gw/llm.sock", "hgm", "docker").for_sandbox({})
+    assert docker.env["HGM_LLM_URL"] == "/hgm-gateway/llm.sock" and docker.env["HOME"] == "/tmp"
+    assert docker.mounts[0].source == "/tmp/gw" and docker.mounts[0].read_only
+
+
+def test_tracking_backend_closes_everything_and_refuses_new_sandboxes() -> None:
+    closed = []
+
+    class Session:
+        def __init__(self, n):
+            self.n = n
+
+        def close(self):
+            closed.append(self.n)
+
+        def exec(self, *a, **k):
+            return "ran"
+
+    class Inner:
+        name = "fake"
+        count = 0
+
+        def open(self, spec):
+            Inner.count += 1
+            return Session(Inner.count)
+
+    backend = TrackingBackend(Inner())
+    with backend.open(None) as s1:
+        assert s1.exec("x") == "ran"
+    backend.open(None)
+    backend.open(None)
+    backend.close_all()
+    assert sorted(closed) == [1, 2, 3]
+    try:
+        backend.open(None)
+    except Exception as exc:  # noqa: BLE001
+        assert "abandoned" in str(exc)
+    else:
+        raise AssertionError("a cancelled backend opened a sandbox")
+
+
+def test_rel_paths_and_elapsed(tmp_path: Path) -> None:
+    assert rel(tmp_path, tmp_path / "a" / "b") == "a/b"
+    assert rel(tmp_path, Path("/elsewhere/x")) == "/elsewhere/x"
+    assert rel(tmp_path, None) is None
+    run = new_run(tmp_path)
+    run.log_event("session_start", {"session": "s1"})
+    run.log_event("session_end", {"session": "s1", "elapsed_s": 12.5})
+    run.log_event("session_start", {"session": "s2"})  # crashed: charged up to its last record
+    assert earlier_elapsed(run) == 12.5
+    run.close()
