@@ -145,3 +145,29 @@ def test_dataset_name_offline_gives_a_clear_error(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(SuiteError, match=r"cannot load SWE-bench/SWE-bench_Lite \(test\) from Hugging Face"):
         load_suite("lite")
     assert module.ALIASES["verified"] == "SWE-bench/SWE-bench_Verified"
+
+
+@pytest.mark.docker
+def test_uses_the_instance_image_when_the_engine_has_it(jsonl: Path, calc_suite_path: Path, tmp_path: Path,
+                                                         docker_backend) -> None:
+    """Stand-in for a pulled swebench image: the repository baked in at /testbed."""
+    import shutil
+
+    import docker
+
+    from evaluators.repos import snapshot
+    from sandbox.images import build_image_from
+
+    suite = SWEBenchSuite.from_file(jsonl)  # no mirror: only the image can provide the repo
+    task = suite.tasks()[0]
+    context = tmp_path / "context"
+    shutil.copytree(snapshot(calc_suite_path / "repos" / "calc.bundle", task.base_commit), context / "testbed",
+                    symlinks=True)
+    (context / "Dockerfile").write_text("FROM hgm-base:latest\nCOPY --chown=1000:1000 testbed /testbed\n")
+    build_image_from(None, context, task.image, network_mode="none")
+    try:
+        assert suite.image(task) == task.image
+        assert grade(task.patch, task, suite, docker_backend).outcome is Outcome.RESOLVED
+        assert grade("", task, suite, docker_backend, run_empty=True).outcome is Outcome.UNRESOLVED
+    finally:
+        docker.from_env().images.remove(task.image, force=True)
