@@ -126,7 +126,7 @@ def results() -> dict[str, dict[str, Run] | Exception]:
         except Exception as exc:  # reported per task below
             return exc
 
-    with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2))) as pool:
+    with ThreadPoolExecutor(max_workers=min(4, 2 * (os.cpu_count() or 1))) as pool:
         return dict(zip(TASK_IDS, pool.map(safe, TASK_IDS)))
 
 
@@ -192,6 +192,7 @@ def test_task_metadata(instance_id: str):
         assert f"def {name}(" in added, f"{test} is not a test the test patch adds"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("instance_id", TASK_IDS)
 def test_gold_patch_resolves(results, instance_id: str):
     from swebench.harness.grading import parse_test_exit_code
@@ -201,6 +202,7 @@ def test_gold_patch_resolves(results, instance_id: str):
     assert parse_test_exit_code(run.log) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("instance_id", TASK_IDS)
 def test_empty_patch_does_not_resolve(results, instance_id: str):
     from swebench.harness.grading import parse_test_exit_code
@@ -214,6 +216,7 @@ def test_empty_patch_does_not_resolve(results, instance_id: str):
     assert parse_test_exit_code(run.log) not in (None, 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("instance_id", TASK_IDS)
 def test_hidden_tests_alone_do_not_resolve(results, instance_id: str):
     run = runs_of(results, instance_id)["cheat"]
