@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from sandbox.api import BASE_IMAGE, Session
+from sandbox.api import BASE_IMAGE, Backend, Session
 
 from evaluators.repos import cache_dir, put_repo
 from evaluators.suite import TESTBED, GradingEnv, Suite, SuiteError
@@ -137,6 +137,8 @@ class PolyglotSuite(Suite):
         self.base_image = image
         self.languages = languages
         self._tools = available_tools  # None: probe the image on first need
+        self._backend: Backend | None = None
+        self._probed = False  # True once _tools came from a probe (re-probe on another backend)
         self.cache = cache
         self._exercises: dict[str, Exercise] | None = None
         self._tasks: list[Task] | None = None
@@ -249,15 +251,22 @@ class PolyglotSuite(Suite):
     def image(self, task: Task) -> str:
         return self.base_image
 
+    def use_backend(self, backend: Backend) -> None:
+        if backend is not self._backend:
+            self._backend = backend
+            self._tools = None if self._probed else self._tools
+
     def available_tools(self) -> set[str]:
-        """Tools of the recipes present in the image (probed once per suite)."""
+        """Tools of the recipes present in the image, on the backend in use (probed once)."""
         if self._tools is None:
             from sandbox import get_backend
             from sandbox.api import SandboxSpec
 
             wanted = " ".join(sorted({r.tool for r in RECIPES.values()}))
+            backend = self._backend or get_backend("auto", self.base_image)
+            self._probed = True
             try:
-                with get_backend("auto", self.base_image).open(SandboxSpec(image=self.base_image)) as box:
+                with backend.open(SandboxSpec(image=self.base_image)) as box:
                     out = box.exec(f"for t in {wanted}; do command -v $t >/dev/null && echo $t; done", timeout=60)
                 self._tools = set(out.stdout.split())
             except Exception:  # noqa: BLE001 - no sandbox: only what every image has
@@ -270,7 +279,8 @@ class PolyglotSuite(Suite):
         if recipe is None:
             return f"hgm has no test recipe for {language} exercises yet"
         if recipe.tool not in self.available_tools():
-            return f"{recipe.tool} ({language} toolchain) is not in image {self.base_image}"
+            where = "on this host" if getattr(self._backend, "name", "") == "local" else f"in image {self.base_image}"
+            return f"{recipe.tool} ({language} toolchain) is not {where}"
         return None
 
     def prepare(self, session: Session, task: Task, dest: str = TESTBED) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from sandbox.api import BASE_IMAGE, Session
+from sandbox.api import BASE_IMAGE, Backend, Session
 
 from evaluators.task import Task
 
@@ -63,6 +63,9 @@ class Suite(abc.ABC):
     def skip_reason(self, task: Task) -> str | None:
         """Why `task` cannot run here (e.g. a missing toolchain), or None."""
         return None
+
+    def use_backend(self, backend: Backend) -> None:
+        """Tell the suite which sandbox backend will run its tasks (for `skip_reason` probes)."""
 
     def gold_patch(self, task: Task) -> str:
         """The reference solution (what `hgm suite validate` expects to resolve)."""

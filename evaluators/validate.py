@@ -74,6 +74,7 @@ def validate_suite(
 ) -> list[TaskCheck]:
     """Validate the selected tasks, `workers` at a time; results in task order."""
     tasks = suite.select(ids)
+    suite.use_backend(backend)
 
     def run(task: Task) -> TaskCheck:
         check = validate_task(suite, task, backend, timeout)

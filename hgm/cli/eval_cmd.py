@@ -205,9 +205,10 @@ def register(app: typer.Typer) -> None:
             fail("give --model (e.g. openai/gpt-4o-mini with its API key set, local/smollm2, or scripted:FILE)")
         suite = _open_suite(suite_ref)
         selected = _select(suite, tasks)
-        runnable = [t for t in selected if not suite.skip_reason(t)]
-        skipped = {t.instance_id: suite.skip_reason(t) for t in selected if suite.skip_reason(t)}
         sandbox = _open_backend(backend)
+        suite.use_backend(sandbox)
+        skipped = {t.instance_id: reason for t in selected if (reason := suite.skip_reason(t))}
+        runnable = [t for t in selected if t.instance_id not in skipped]
         out_dir = (out or Path(tempfile.mkdtemp(prefix="hgm-eval-"))).resolve()
         out_dir.mkdir(parents=True, exist_ok=True)
         agent_dir = _stage_agent(agent, out_dir / ".agent-stage" / "src")
