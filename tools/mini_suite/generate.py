@@ -288,8 +288,9 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${{HGM_TESTBED:-/testbed}}"
-git checkout {base_commit} -- {restore}
-{remove}git apply -v - <<'{heredoc}'
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout {base_commit} -- {restore}
+{remove}git -c safe.directory='*' apply -v - <<'{heredoc}'
 {test_patch}{heredoc}
 : '>>>>> Start Test Output'
 "${{HGM_PYTHON:-python3}}" -m pytest -rA -p no:cacheprovider {test_files}
@@ -297,7 +298,7 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout {base_commit} -- {restore}
+git -c safe.directory='*' checkout {base_commit} -- {restore}
 """
 
 

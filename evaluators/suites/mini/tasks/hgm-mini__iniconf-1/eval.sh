@@ -12,8 +12,9 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout 9f7b71714fc0e4bf3027ad59cdcf24e7ad4d4a13 -- tests/test_config.py tests/test_parser.py tests/test_writer.py
-git apply -v - <<'EOF_HGM'
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout 9f7b71714fc0e4bf3027ad59cdcf24e7ad4d4a13 -- tests/test_config.py tests/test_parser.py tests/test_writer.py
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_config.py b/tests/test_config.py
 index 589f1165dec7be8800139949b367e72ab73683e9..dbc96c01141ea4c89263bd86a097dc150640a1c2 100644
 --- a/tests/test_config.py
@@ -39,4 +40,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout 9f7b71714fc0e4bf3027ad59cdcf24e7ad4d4a13 -- tests/test_config.py tests/test_parser.py tests/test_writer.py
+git -c safe.directory='*' checkout 9f7b71714fc0e4bf3027ad59cdcf24e7ad4d4a13 -- tests/test_config.py tests/test_parser.py tests/test_writer.py

@@ -12,8 +12,9 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout af46e8c320aa3f21a724aba04007f21f70c85051 -- tests/test_config.py tests/test_parser.py tests/test_writer.py
-git apply -v - <<'EOF_HGM'
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout af46e8c320aa3f21a724aba04007f21f70c85051 -- tests/test_config.py tests/test_parser.py tests/test_writer.py
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_parser.py b/tests/test_parser.py
 index 69b1b4b2d654fbad2544e5f7a7aac52146fd6973..b18babfa7bfdfe990851c02435ad02e32b313dfe 100644
 --- a/tests/test_parser.py
@@ -46,4 +47,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout af46e8c320aa3f21a724aba04007f21f70c85051 -- tests/test_config.py tests/test_parser.py tests/test_writer.py
+git -c safe.directory='*' checkout af46e8c320aa3f21a724aba04007f21f70c85051 -- tests/test_config.py tests/test_parser.py tests/test_writer.py

@@ -12,8 +12,9 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout 167cc0a1fb607734900adbb80d0434669462299d -- tests/test_config.py tests/test_parser.py tests/test_writer.py
-git apply -v - <<'EOF_HGM'
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout 167cc0a1fb607734900adbb80d0434669462299d -- tests/test_config.py tests/test_parser.py tests/test_writer.py
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_config.py b/tests/test_config.py
 index 589f1165dec7be8800139949b367e72ab73683e9..1adf609fe1e16f42dc7db4105c8fd2aab90d3dc5 100644
 --- a/tests/test_config.py
@@ -47,4 +48,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout 167cc0a1fb607734900adbb80d0434669462299d -- tests/test_config.py tests/test_parser.py tests/test_writer.py
+git -c safe.directory='*' checkout 167cc0a1fb607734900adbb80d0434669462299d -- tests/test_config.py tests/test_parser.py tests/test_writer.py

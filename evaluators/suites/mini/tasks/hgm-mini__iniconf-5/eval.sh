@@ -12,8 +12,9 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout af8c62398a32a4b7a419a03c000756f015f97d2c -- tests/test_config.py tests/test_parser.py tests/test_writer.py
-git apply -v - <<'EOF_HGM'
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout af8c62398a32a4b7a419a03c000756f015f97d2c -- tests/test_config.py tests/test_parser.py tests/test_writer.py
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_config.py b/tests/test_config.py
 index 589f1165dec7be8800139949b367e72ab73683e9..b5f0ad192e51da06a8c89d950eddedd1283bf5a8 100644
 --- a/tests/test_config.py
@@ -53,4 +54,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout af8c62398a32a4b7a419a03c000756f015f97d2c -- tests/test_config.py tests/test_parser.py tests/test_writer.py
+git -c safe.directory='*' checkout af8c62398a32a4b7a419a03c000756f015f97d2c -- tests/test_config.py tests/test_parser.py tests/test_writer.py

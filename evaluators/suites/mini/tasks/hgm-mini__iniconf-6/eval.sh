@@ -12,8 +12,9 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout e004539d0458f5d44194a6af2f21ebaa495122f3 -- tests/test_config.py tests/test_parser.py tests/test_writer.py
-git apply -v - <<'EOF_HGM'
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout e004539d0458f5d44194a6af2f21ebaa495122f3 -- tests/test_config.py tests/test_parser.py tests/test_writer.py
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_config.py b/tests/test_config.py
 index 589f1165dec7be8800139949b367e72ab73683e9..8ed7d339e3a619e26ca8eb9c9954eb76287242dc 100644
 --- a/tests/test_config.py
@@ -50,4 +51,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout e004539d0458f5d44194a6af2f21ebaa495122f3 -- tests/test_config.py tests/test_parser.py tests/test_writer.py
+git -c safe.directory='*' checkout e004539d0458f5d44194a6af2f21ebaa495122f3 -- tests/test_config.py tests/test_parser.py tests/test_writer.py

@@ -12,8 +12,9 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout 881453d77d54b0827199d9162d98eca6f5511c73 -- tests/test_business.py tests/test_duration.py tests/test_span.py
-git apply -v - <<'EOF_HGM'
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout 881453d77d54b0827199d9162d98eca6f5511c73 -- tests/test_business.py tests/test_duration.py tests/test_span.py
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_duration.py b/tests/test_duration.py
 index bfc7c43063bf0135da118e8536aa6fffd6f6a94c..3f672e27fc23db83a47f45af35a5d3d312b5ac8a 100644
 --- a/tests/test_duration.py
@@ -43,4 +44,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout 881453d77d54b0827199d9162d98eca6f5511c73 -- tests/test_business.py tests/test_duration.py tests/test_span.py
+git -c safe.directory='*' checkout 881453d77d54b0827199d9162d98eca6f5511c73 -- tests/test_business.py tests/test_duration.py tests/test_span.py

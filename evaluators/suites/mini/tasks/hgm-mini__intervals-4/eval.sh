@@ -12,8 +12,9 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout e29801499d499c72026927e1a26ddf25398d302c -- tests/test_business.py tests/test_duration.py tests/test_span.py
-git apply -v - <<'EOF_HGM'
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout e29801499d499c72026927e1a26ddf25398d302c -- tests/test_business.py tests/test_duration.py tests/test_span.py
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_business.py b/tests/test_business.py
 index 1b249e8b2a86a5bc34785a68738a8b1907331586..4e1dd49d2205fa6fcd2726d5304fe0d382a8e954 100644
 --- a/tests/test_business.py
@@ -43,4 +44,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout e29801499d499c72026927e1a26ddf25398d302c -- tests/test_business.py tests/test_duration.py tests/test_span.py
+git -c safe.directory='*' checkout e29801499d499c72026927e1a26ddf25398d302c -- tests/test_business.py tests/test_duration.py tests/test_span.py

@@ -12,8 +12,9 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout 72f8add802561ffea7a4c0b601485d7c405326f6 -- tests/test_business.py tests/test_duration.py tests/test_span.py
-git apply -v - <<'EOF_HGM'
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout 72f8add802561ffea7a4c0b601485d7c405326f6 -- tests/test_business.py tests/test_duration.py tests/test_span.py
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_span.py b/tests/test_span.py
 index fce1856152f3e913c052151403ee606c55a86522..3ccf2f52c888aee55939880a00eaa03d34aa6ed5 100644
 --- a/tests/test_span.py
@@ -49,4 +50,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout 72f8add802561ffea7a4c0b601485d7c405326f6 -- tests/test_business.py tests/test_duration.py tests/test_span.py
+git -c safe.directory='*' checkout 72f8add802561ffea7a4c0b601485d7c405326f6 -- tests/test_business.py tests/test_duration.py tests/test_span.py

@@ -12,8 +12,9 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout d4ff90144897bc9c2b73f5a9c14273ebf4551ae7 -- tests/test_book.py tests/test_money.py
-git apply -v - <<'EOF_HGM'
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout d4ff90144897bc9c2b73f5a9c14273ebf4551ae7 -- tests/test_book.py tests/test_money.py
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_money.py b/tests/test_money.py
 index 5a8e1c7b367d8bfe6d3ebb4471d35d45b39ba3c3..422c057e337d26d0a5c525037dd28c1871518ed8 100644
 --- a/tests/test_money.py
@@ -40,4 +41,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout d4ff90144897bc9c2b73f5a9c14273ebf4551ae7 -- tests/test_book.py tests/test_money.py
+git -c safe.directory='*' checkout d4ff90144897bc9c2b73f5a9c14273ebf4551ae7 -- tests/test_book.py tests/test_money.py

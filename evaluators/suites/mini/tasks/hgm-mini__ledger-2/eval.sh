@@ -12,8 +12,9 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout b805d3329c1e7289542bb9d9cef1d8927b08fff0 -- tests/test_book.py tests/test_money.py
-git apply -v - <<'EOF_HGM'
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout b805d3329c1e7289542bb9d9cef1d8927b08fff0 -- tests/test_book.py tests/test_money.py
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_money.py b/tests/test_money.py
 index 5a8e1c7b367d8bfe6d3ebb4471d35d45b39ba3c3..2106a95de2b969c356eacde891d7e479e3c76f6e 100644
 --- a/tests/test_money.py
@@ -34,4 +35,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout b805d3329c1e7289542bb9d9cef1d8927b08fff0 -- tests/test_book.py tests/test_money.py
+git -c safe.directory='*' checkout b805d3329c1e7289542bb9d9cef1d8927b08fff0 -- tests/test_book.py tests/test_money.py

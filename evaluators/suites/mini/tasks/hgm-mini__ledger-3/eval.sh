@@ -12,8 +12,9 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout ce0ba0c73f3caac76042dd78d9620fe33aa254fe -- tests/test_book.py tests/test_money.py
-git apply -v - <<'EOF_HGM'
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout ce0ba0c73f3caac76042dd78d9620fe33aa254fe -- tests/test_book.py tests/test_money.py
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_money.py b/tests/test_money.py
 index 5a8e1c7b367d8bfe6d3ebb4471d35d45b39ba3c3..5bf3474bb65e5aa84f7bbab7be999bf47fa0990b 100644
 --- a/tests/test_money.py
@@ -46,4 +47,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout ce0ba0c73f3caac76042dd78d9620fe33aa254fe -- tests/test_book.py tests/test_money.py
+git -c safe.directory='*' checkout ce0ba0c73f3caac76042dd78d9620fe33aa254fe -- tests/test_book.py tests/test_money.py

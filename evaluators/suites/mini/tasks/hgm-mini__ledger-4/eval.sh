@@ -12,8 +12,9 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout 801695fed21e852a9c283424450c36e89dc8d663 -- tests/test_book.py tests/test_money.py
-git apply -v - <<'EOF_HGM'
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout 801695fed21e852a9c283424450c36e89dc8d663 -- tests/test_book.py tests/test_money.py
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_book.py b/tests/test_book.py
 index 8eef9f61131d8fad9a123c00bf689d065db29a4a..9a0c55dad3af4a707bc8c7f6c080b60dee3f9f08 100644
 --- a/tests/test_book.py
@@ -54,4 +55,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout 801695fed21e852a9c283424450c36e89dc8d663 -- tests/test_book.py tests/test_money.py
+git -c safe.directory='*' checkout 801695fed21e852a9c283424450c36e89dc8d663 -- tests/test_book.py tests/test_money.py

@@ -12,8 +12,9 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout 81d7f6f76b943f9039bb3a2aa03df4f87db6aa2a -- tests/test_book.py tests/test_money.py
-git apply -v - <<'EOF_HGM'
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout 81d7f6f76b943f9039bb3a2aa03df4f87db6aa2a -- tests/test_book.py tests/test_money.py
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_money.py b/tests/test_money.py
 index 5a8e1c7b367d8bfe6d3ebb4471d35d45b39ba3c3..b96a117a5a0eabf2ac6e606e8bdf9ad5236a91b3 100644
 --- a/tests/test_money.py
@@ -43,4 +44,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout 81d7f6f76b943f9039bb3a2aa03df4f87db6aa2a -- tests/test_book.py tests/test_money.py
+git -c safe.directory='*' checkout 81d7f6f76b943f9039bb3a2aa03df4f87db6aa2a -- tests/test_book.py tests/test_money.py

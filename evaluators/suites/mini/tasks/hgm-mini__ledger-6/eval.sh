@@ -12,9 +12,10 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout 9064b9b78ef1374202b9f7dbfda070f5b473d039 -- tests/test_book.py tests/test_money.py
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout 9064b9b78ef1374202b9f7dbfda070f5b473d039 -- tests/test_book.py tests/test_money.py
 rm -f -- tests/test_statement.py  # files the test patch adds
-git apply -v - <<'EOF_HGM'
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_statement.py b/tests/test_statement.py
 new file mode 100644
 index 0000000000000000000000000000000000000000..8928635a3157643280694bc07ca96285d83a1d57
@@ -60,4 +61,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout 9064b9b78ef1374202b9f7dbfda070f5b473d039 -- tests/test_book.py tests/test_money.py
+git -c safe.directory='*' checkout 9064b9b78ef1374202b9f7dbfda070f5b473d039 -- tests/test_book.py tests/test_money.py

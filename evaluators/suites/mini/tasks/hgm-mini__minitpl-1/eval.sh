@@ -12,8 +12,9 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout 834acd383b224109602e66de5b85526a137e00dd -- tests/test_filters.py tests/test_render.py
-git apply -v - <<'EOF_HGM'
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout 834acd383b224109602e66de5b85526a137e00dd -- tests/test_filters.py tests/test_render.py
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_filters.py b/tests/test_filters.py
 index e66f3257cc0604a863a4ad8efdc93155d20f8aca..ecbcf954e9d4fe2dab3beb7d4a15cfa336f6b077 100644
 --- a/tests/test_filters.py
@@ -39,4 +40,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout 834acd383b224109602e66de5b85526a137e00dd -- tests/test_filters.py tests/test_render.py
+git -c safe.directory='*' checkout 834acd383b224109602e66de5b85526a137e00dd -- tests/test_filters.py tests/test_render.py

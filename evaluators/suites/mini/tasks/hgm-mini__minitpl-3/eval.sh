@@ -12,8 +12,9 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout e479a1e8b963ddccca3aa4b59ddc4591e8e53a9e -- tests/test_filters.py tests/test_render.py
-git apply -v - <<'EOF_HGM'
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout e479a1e8b963ddccca3aa4b59ddc4591e8e53a9e -- tests/test_filters.py tests/test_render.py
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_render.py b/tests/test_render.py
 index f58556276f4bbe4f5445743f5ef2299aa1590aac..f30290e60220ed246b72843e2e1a4fb01d96ed04 100644
 --- a/tests/test_render.py
@@ -40,4 +41,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout e479a1e8b963ddccca3aa4b59ddc4591e8e53a9e -- tests/test_filters.py tests/test_render.py
+git -c safe.directory='*' checkout e479a1e8b963ddccca3aa4b59ddc4591e8e53a9e -- tests/test_filters.py tests/test_render.py

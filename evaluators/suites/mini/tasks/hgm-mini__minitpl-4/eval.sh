@@ -12,8 +12,9 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout a47aa22a574a8a39dd554f1a8ffa6eb100068aa4 -- tests/test_filters.py tests/test_render.py
-git apply -v - <<'EOF_HGM'
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout a47aa22a574a8a39dd554f1a8ffa6eb100068aa4 -- tests/test_filters.py tests/test_render.py
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_render.py b/tests/test_render.py
 index f58556276f4bbe4f5445743f5ef2299aa1590aac..7da765880cdf394564c8ad6404d2fd4bb5b8a396 100644
 --- a/tests/test_render.py
@@ -50,4 +51,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout a47aa22a574a8a39dd554f1a8ffa6eb100068aa4 -- tests/test_filters.py tests/test_render.py
+git -c safe.directory='*' checkout a47aa22a574a8a39dd554f1a8ffa6eb100068aa4 -- tests/test_filters.py tests/test_render.py

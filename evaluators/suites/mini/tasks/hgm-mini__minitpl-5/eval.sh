@@ -12,9 +12,10 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout 95fbee9c95d8a4dfae1e1599e1dfca37ec1a9e29 -- tests/test_filters.py tests/test_render.py
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout 95fbee9c95d8a4dfae1e1599e1dfca37ec1a9e29 -- tests/test_filters.py tests/test_render.py
 rm -f -- tests/test_lexer.py  # files the test patch adds
-git apply -v - <<'EOF_HGM'
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_lexer.py b/tests/test_lexer.py
 new file mode 100644
 index 0000000000000000000000000000000000000000..7af986d5cf55ecb130cddfc1d7e55a990454cab2
@@ -63,4 +64,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout 95fbee9c95d8a4dfae1e1599e1dfca37ec1a9e29 -- tests/test_filters.py tests/test_render.py
+git -c safe.directory='*' checkout 95fbee9c95d8a4dfae1e1599e1dfca37ec1a9e29 -- tests/test_filters.py tests/test_render.py

@@ -12,9 +12,10 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout a46217e4f5319e88c58a7d9a087ca4adc38a9b68 -- tests/test_filters.py tests/test_render.py
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout a46217e4f5319e88c58a7d9a087ca4adc38a9b68 -- tests/test_filters.py tests/test_render.py
 rm -f -- tests/test_truncate.py  # files the test patch adds
-git apply -v - <<'EOF_HGM'
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_truncate.py b/tests/test_truncate.py
 new file mode 100644
 index 0000000000000000000000000000000000000000..695cd45fa8ab921a315956430a3565072b660d92
@@ -55,4 +56,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout a46217e4f5319e88c58a7d9a087ca4adc38a9b68 -- tests/test_filters.py tests/test_render.py
+git -c safe.directory='*' checkout a46217e4f5319e88c58a7d9a087ca4adc38a9b68 -- tests/test_filters.py tests/test_render.py

@@ -12,8 +12,9 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout a2d7b3d598b78a82f0c9647882d65745e7fabc13 -- tests/test_bucket.py tests/test_cache.py tests/test_decorators.py
-git apply -v - <<'EOF_HGM'
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout a2d7b3d598b78a82f0c9647882d65745e7fabc13 -- tests/test_bucket.py tests/test_cache.py tests/test_decorators.py
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_cache.py b/tests/test_cache.py
 index 135747946672169eb3e74f3f966d17eab2397d80..12a66afe02bb16ee820cd50b3ab932f85b80c872 100644
 --- a/tests/test_cache.py
@@ -47,4 +48,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout a2d7b3d598b78a82f0c9647882d65745e7fabc13 -- tests/test_bucket.py tests/test_cache.py tests/test_decorators.py
+git -c safe.directory='*' checkout a2d7b3d598b78a82f0c9647882d65745e7fabc13 -- tests/test_bucket.py tests/test_cache.py tests/test_decorators.py

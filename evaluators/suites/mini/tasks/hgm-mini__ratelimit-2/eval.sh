@@ -12,8 +12,9 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout f8246d0f5c0ded393eae83fe507f4f93b4ceccaf -- tests/test_bucket.py tests/test_cache.py tests/test_decorators.py
-git apply -v - <<'EOF_HGM'
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout f8246d0f5c0ded393eae83fe507f4f93b4ceccaf -- tests/test_bucket.py tests/test_cache.py tests/test_decorators.py
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_bucket.py b/tests/test_bucket.py
 index 4f88dbac2f2fec985d8b7528d425dc0655239a66..8e77780bf5b8b9a35de4d3fb3fcf1300c8323995 100644
 --- a/tests/test_bucket.py
@@ -46,4 +47,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout f8246d0f5c0ded393eae83fe507f4f93b4ceccaf -- tests/test_bucket.py tests/test_cache.py tests/test_decorators.py
+git -c safe.directory='*' checkout f8246d0f5c0ded393eae83fe507f4f93b4ceccaf -- tests/test_bucket.py tests/test_cache.py tests/test_decorators.py

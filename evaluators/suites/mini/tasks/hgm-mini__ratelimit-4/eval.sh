@@ -12,8 +12,9 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout b9f3b6baf7a1215e2195bb308d6be4de241d6904 -- tests/test_bucket.py tests/test_cache.py tests/test_decorators.py
-git apply -v - <<'EOF_HGM'
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout b9f3b6baf7a1215e2195bb308d6be4de241d6904 -- tests/test_bucket.py tests/test_cache.py tests/test_decorators.py
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_bucket.py b/tests/test_bucket.py
 index 4f88dbac2f2fec985d8b7528d425dc0655239a66..3c66c094e881a86d87e235ec0d1b90a392a466a6 100644
 --- a/tests/test_bucket.py
@@ -44,4 +45,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout b9f3b6baf7a1215e2195bb308d6be4de241d6904 -- tests/test_bucket.py tests/test_cache.py tests/test_decorators.py
+git -c safe.directory='*' checkout b9f3b6baf7a1215e2195bb308d6be4de241d6904 -- tests/test_bucket.py tests/test_cache.py tests/test_decorators.py

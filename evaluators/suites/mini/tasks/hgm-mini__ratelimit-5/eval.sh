@@ -12,8 +12,9 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout 1a5bd1db7aad1f2933b5e889d55236de562cb1b2 -- tests/test_bucket.py tests/test_cache.py tests/test_decorators.py
-git apply -v - <<'EOF_HGM'
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout 1a5bd1db7aad1f2933b5e889d55236de562cb1b2 -- tests/test_bucket.py tests/test_cache.py tests/test_decorators.py
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_decorators.py b/tests/test_decorators.py
 index 3ee9822a56cc4d1029a32efcb535ca2867f1bdef..a0ce2de45bb075234fbc2a6c02261393f1efdf7c 100644
 --- a/tests/test_decorators.py
@@ -63,4 +64,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout 1a5bd1db7aad1f2933b5e889d55236de562cb1b2 -- tests/test_bucket.py tests/test_cache.py tests/test_decorators.py
+git -c safe.directory='*' checkout 1a5bd1db7aad1f2933b5e889d55236de562cb1b2 -- tests/test_bucket.py tests/test_cache.py tests/test_decorators.py

@@ -12,8 +12,9 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout de73abc84db51225ee0b1e9ae6a7aa2925d5ab47 -- tests/test_counts.py tests/test_readability.py tests/test_tokenize.py
-git apply -v - <<'EOF_HGM'
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout de73abc84db51225ee0b1e9ae6a7aa2925d5ab47 -- tests/test_counts.py tests/test_readability.py tests/test_tokenize.py
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_readability.py b/tests/test_readability.py
 index af156f8116c32aee3045cad87377646643fe1614..8c316dc444247e6c590eaedd1515a637b15f0db2 100644
 --- a/tests/test_readability.py
@@ -57,4 +58,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout de73abc84db51225ee0b1e9ae6a7aa2925d5ab47 -- tests/test_counts.py tests/test_readability.py tests/test_tokenize.py
+git -c safe.directory='*' checkout de73abc84db51225ee0b1e9ae6a7aa2925d5ab47 -- tests/test_counts.py tests/test_readability.py tests/test_tokenize.py

@@ -12,8 +12,9 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout da40fb033a6d532c25a708ff8378fb38cc49904a -- tests/test_counts.py tests/test_readability.py tests/test_tokenize.py
-git apply -v - <<'EOF_HGM'
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout da40fb033a6d532c25a708ff8378fb38cc49904a -- tests/test_counts.py tests/test_readability.py tests/test_tokenize.py
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_readability.py b/tests/test_readability.py
 index af156f8116c32aee3045cad87377646643fe1614..6c5e9c4564215844923553ec4d860da408aeecf8 100644
 --- a/tests/test_readability.py
@@ -46,4 +47,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout da40fb033a6d532c25a708ff8378fb38cc49904a -- tests/test_counts.py tests/test_readability.py tests/test_tokenize.py
+git -c safe.directory='*' checkout da40fb033a6d532c25a708ff8378fb38cc49904a -- tests/test_counts.py tests/test_readability.py tests/test_tokenize.py

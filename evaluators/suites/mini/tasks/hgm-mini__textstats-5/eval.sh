@@ -12,8 +12,9 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout 25e6d066e7954a3f826ffeac5fcf6a9b89717a98 -- tests/test_counts.py tests/test_readability.py tests/test_tokenize.py
-git apply -v - <<'EOF_HGM'
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout 25e6d066e7954a3f826ffeac5fcf6a9b89717a98 -- tests/test_counts.py tests/test_readability.py tests/test_tokenize.py
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_readability.py b/tests/test_readability.py
 index af156f8116c32aee3045cad87377646643fe1614..a2f95e500c4d95a83a76a37220c50789b4ce60e5 100644
 --- a/tests/test_readability.py
@@ -52,4 +53,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout 25e6d066e7954a3f826ffeac5fcf6a9b89717a98 -- tests/test_counts.py tests/test_readability.py tests/test_tokenize.py
+git -c safe.directory='*' checkout 25e6d066e7954a3f826ffeac5fcf6a9b89717a98 -- tests/test_counts.py tests/test_readability.py tests/test_tokenize.py

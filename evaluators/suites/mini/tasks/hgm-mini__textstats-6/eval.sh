@@ -12,9 +12,10 @@ set -uxo pipefail
 # capture of $? just before the end marker.
 exec 2>&1
 cd "${HGM_TESTBED:-/testbed}"
-git checkout 873ff142c9753c5438813e8dfd275a38e3128031 -- tests/test_counts.py tests/test_readability.py tests/test_tokenize.py
+# the sandbox may hand over a repository owned by another user
+git -c safe.directory='*' checkout 873ff142c9753c5438813e8dfd275a38e3128031 -- tests/test_counts.py tests/test_readability.py tests/test_tokenize.py
 rm -f -- tests/test_grade_level.py  # files the test patch adds
-git apply -v - <<'EOF_HGM'
+git -c safe.directory='*' apply -v - <<'EOF_HGM'
 diff --git a/tests/test_grade_level.py b/tests/test_grade_level.py
 new file mode 100644
 index 0000000000000000000000000000000000000000..962998cfcb32dae52e8fd4af6b45c579adb293a0
@@ -53,4 +54,4 @@ SWEBENCH_TEST_EXIT_CODE=$?
 (exit "$SWEBENCH_TEST_EXIT_CODE")
 : '>>>>> End Test Output'
 echo ">>>>> Test Exit Code: $SWEBENCH_TEST_EXIT_CODE"
-git checkout 873ff142c9753c5438813e8dfd275a38e3128031 -- tests/test_counts.py tests/test_readability.py tests/test_tokenize.py
+git -c safe.directory='*' checkout 873ff142c9753c5438813e8dfd275a38e3128031 -- tests/test_counts.py tests/test_readability.py tests/test_tokenize.py
