@@ -119,11 +119,22 @@ class EvolveConfig(_Frozen):
     include_test_patch: bool = Field(
         False, description="show the hidden test patch to the diagnosis (leaks task tests)"
     )
-    diagnose_max_chars: int = Field(12_000, ge=1000, description="trajectory excerpt size")
+    diagnose_max_chars: int | None = Field(
+        None, ge=1000, description="trajectory/report excerpt size (None: 3000 for local models, else 12000)"
+    )
     diagnose_max_tokens: int = Field(512, ge=64)
     diagnose_retries: int = Field(1, ge=0)
-    source_max_chars: int = Field(12_000, ge=0, description="agent source excerpt size")
+    source_max_chars: int | None = Field(
+        None, ge=0, description="agent source excerpt size (None: 2500 for local models, else 12000)"
+    )
 
+    def budgets(self, model: str) -> tuple[int, int]:
+        """(diagnosis excerpt chars, source excerpt chars) for `model`: small local models
+        have a 4k-token context and read slowly, so they get far smaller excerpts."""
+        local = model.startswith("local/")
+        diag = self.diagnose_max_chars if self.diagnose_max_chars is not None else (3000 if local else 12_000)
+        source = self.source_max_chars if self.source_max_chars is not None else (2500 if local else 12_000)
+        return diag, source
 
 class RunConfig(_Frozen):
     """Everything that defines an evolution run."""

@@ -323,7 +323,8 @@ class SandboxJobRunner:
 
     def diagnosis_context(self, lesson: Lesson, parent_dir: Path) -> DiagnosisContext:
         evolve = self.config.evolve
-        source = source_excerpt(parent_dir, evolve.source_max_chars)
+        budget, source_chars = evolve.budgets(self.config.model)
+        source = source_excerpt(parent_dir, source_chars)
         ev = lesson.evaluation
         if lesson.kind != "failed_task" or ev is None:
             return DiagnosisContext(lesson, agent_source=source)
@@ -338,7 +339,6 @@ class SandboxJobRunner:
             except (ValueError, AttributeError):
                 report = {}
         log = read_text(art / "test.log") if art is not None else ""
-        budget = evolve.diagnose_max_chars
         return DiagnosisContext(
             lesson,
             agent_source=source,
