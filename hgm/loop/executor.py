@@ -172,6 +172,10 @@ class Executor:
     def run(self) -> RunOutcome:
         """Start the workers and supervise them until the search ends; return why it ended."""
         self._t0 = time.monotonic()
+        if self.limits.wall_clock_s is not None and self.limits.wall_clock_s <= 0:
+            self._begin_stop("wall_clock")  # spent by earlier sessions: start nothing
+        if self._usd_spent():
+            self._begin_stop("budget_usd")
         threads = [
             threading.Thread(target=self._worker, name=f"w{i}", daemon=True) for i in range(self.limits.workers)
         ]

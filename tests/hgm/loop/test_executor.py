@@ -286,3 +286,13 @@ def test_guard_uses_inner_evaluation_choice_and_caps_attempts() -> None:
     for _ in range(3):
         full.failed_expansions.append(st.failed_expansions[0])
     assert type(capped.next_action(full.view(), rng)).__name__ == "Wait"
+
+
+def test_budgets_spent_by_earlier_sessions_start_nothing(tmp_path: Path) -> None:
+    run = new_run(tmp_path)
+    runner = FakeRunner(tmp_path)
+    assert executor(run, make_scheduler(run, 10), runner, wall_clock_s=0.0).run().stop_reason == "wall_clock"
+    runner.spent = 5.0
+    assert executor(run, make_scheduler(run, 10), runner, budget_usd=1.0).run().stop_reason == "budget_usd"
+    assert runner.started == [] and run.evaluations() == []
+    run.close()
