@@ -48,6 +48,7 @@ class ImproveLimits:
     max_steps: int = 8
     image: str | None = None  # None: the spec's default (hgm-base)
     sandbox_limits: Limits = field(default_factory=Limits)
+    labels: tuple[tuple[str, str], ...] = ()  # extra sandbox labels, e.g. (("hgm.run", name),)
 
 
 @dataclass
@@ -117,7 +118,7 @@ def run_improve_agent(
     spec = SandboxSpec(
         mounts=tuple(llm.mounts),
         limits=limits.sandbox_limits,
-        labels={"hgm.purpose": "improve"},
+        labels={**dict(limits.labels), "hgm.purpose": "improve"},
         **({"image": limits.image} if limits.image else {}),
     )
     started = time.monotonic()
@@ -160,7 +161,7 @@ def run_agent_tests(backend: Backend, child_dir: Path, limits: ImproveLimits) ->
     """Run the child's own unittest suite in a fresh sandbox (no model access)."""
     spec = SandboxSpec(
         limits=limits.sandbox_limits,
-        labels={"hgm.purpose": "agent-tests"},
+        labels={**dict(limits.labels), "hgm.purpose": "agent-tests"},
         **({"image": limits.image} if limits.image else {}),
     )
     with backend.open(spec) as session:

@@ -251,11 +251,13 @@ class SandboxJobRunner:
             max_steps=config.agent.solve_step_limit,
             solve_timeout_s=config.agent.solve_timeout_s,
             test_timeout_s=config.agent.test_timeout_s,
+            labels=(("hgm.run", self.run_dir.name),),
         )
         self.improve_limits = ImproveLimits(
             improve_timeout_s=config.agent.improve_timeout_s,
             test_timeout_s=config.agent.test_timeout_s,
             max_steps=config.agent.improve_step_limit,
+            labels=(("hgm.run", self.run_dir.name),),
         )
 
     # ------------------------------------------------------------------ helpers

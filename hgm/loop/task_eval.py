@@ -36,6 +36,7 @@ class SolveLimits:
     solve_timeout_s: float = 300.0
     test_timeout_s: float = 300.0
     sandbox_limits: Limits = field(default_factory=Limits)
+    labels: tuple[tuple[str, str], ...] = ()  # extra sandbox labels, e.g. (("hgm.run", name),)
 
 
 @dataclass
@@ -79,7 +80,7 @@ def run_task(
         image=suite.image(task),
         mounts=tuple(llm.mounts),
         limits=limits.sandbox_limits,
-        labels={"hgm.purpose": "solve", "hgm.task": task.instance_id},
+        labels={**dict(limits.labels), "hgm.purpose": "solve", "hgm.task": task.instance_id},
     )
     t0 = time.monotonic()
     agent_s = 0.0
