@@ -141,3 +141,18 @@ def test_resume_and_best_reject_what_is_not_a_run(tmp_path: Path) -> None:
     for command in ("resume", "best"):
         done = hgm(command, str(tmp_path / "nothing"), check=False, timeout=120)
         assert done.returncode == 2 and "does not exist" in done.stderr
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+@pytest.mark.local_model
+def test_offline_default_runs_to_completion(tmp_path: Path) -> None:
+    """`make demo` in small: the default model, suite and sandbox, only the budget cut down."""
+    run_dir = tmp_path / "demo"
+    done = hgm("run", "--run-dir", str(run_dir), "--budget-evals", "2", "--workers", "1", "--json", timeout=1200)
+    summary = json.loads(done.stdout)
+    assert summary["status"] == "finished" and summary["evaluations"] == 2
+    assert summary["llm_calls"] > 0 and summary["tokens"] > 0
+    assert summary["expansions_ok"] + summary["expansions_failed"] >= 1
+    reasons = rows(run_dir, "SELECT status, reason FROM expansions")
+    assert all(status == "ok" or reason for status, reason in reasons)  # every failure says why
