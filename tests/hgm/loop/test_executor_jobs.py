@@ -148,3 +148,19 @@ def test_live_display_renders_progress() -> None:
     assert "3 done + 1 running / budget 10" in text and "$0.0123" in text and "Ctrl-C again" in text
     plain = LiveDisplay(0.05, enabled=False)
     plain(progress)  # plain lines on stderr; must not raise
+
+
+def test_make_scheduler_measures_the_seed_first_and_guards_expansions() -> None:
+    from hgm.config import build_config
+    from hgm.loop.guard import ExpansionGuard
+    from hgm.loop.runner import make_scheduler
+    from hgm.loop.state import SearchState
+    from hgm.policies import Evaluate
+
+    config = build_config(overrides={"seed_evals": 3, "budget": {"evals": 10}, "seed": 5})
+    state = SearchState(tuple(f"t{i}" for i in range(8)))
+    state.add_node(0, None)
+    sched = make_scheduler(config, state, session_index=0)
+    assert isinstance(sched.policy, ExpansionGuard) and sched.budget_evals == 10
+    jobs = [sched.dispatch() for _ in range(3)]
+    assert all(j.seed and isinstance(j.action, Evaluate) and j.action.node_id == 0 for j in jobs)
