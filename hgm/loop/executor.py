@@ -232,6 +232,10 @@ class Executor:
                 self._begin_stop("internal_error")
                 return
             if job is None:
+                # others may still free budget (infra error) or add a node: stay until all are idle
+                if not self.scheduler.stopped and self.scheduler.in_flight():
+                    self.scheduler.wait_for_change(0.5)
+                    continue
                 return
             if isinstance(job, Wait):
                 self.scheduler.wait_for_change(0.5)
