@@ -27,6 +27,12 @@ from hgm.evolve.context import clip, read_text
 
 RUNNER, SRC, OUT, PROBLEM, CHILD = "/work/runner", "/work/src", "/work/out", "/work/problem.md", "/work/agent"
 TEST_COMMAND = "python3 -m unittest discover -s agent/tests -t ."
+# The contract modules also run by name, so a child cannot hide them from discovery
+# (e.g. with a load_tests hook in agent/tests/__init__.py).
+CONTRACT_COMMAND = (
+    'for f in agent/tests/test_contract*.py; do [ ! -e "$f" ] || '
+    'python3 -m unittest "agent.tests.$(basename "$f" .py)" || exit 1; done'
+)
 # The local backend's fresh network namespace has its loopback device down; the agent's
 # tests talk to a fake model server on 127.0.0.1. Harmless where lo is already up.
 LOOPBACK_UP = "(ip link set lo up >/dev/null 2>&1 || true); "
@@ -167,7 +173,7 @@ def run_agent_tests(backend: Backend, child_dir: Path, limits: ImproveLimits) ->
     with backend.open(spec) as session:
         session.put(CHILD, child_dir)
         result = session.exec(
-            f"{LOOPBACK_UP}cd {session.resolve(CHILD)} && {TEST_COMMAND}",
+            f"{LOOPBACK_UP}cd {session.resolve(CHILD)} && {TEST_COMMAND} && {CONTRACT_COMMAND}",
             timeout=limits.test_timeout_s,
             env={"PYTHONDONTWRITEBYTECODE": "1"},
         )

@@ -52,7 +52,9 @@ def parent(tmp_path: Path) -> Path:
     (root / "agent" / "prompts.py").write_text("SYSTEM = 'hi'\n")
     (tests / "__init__.py").write_text("")
     (tests / "test_basic.py").write_text("import unittest\n\n\nclass T(unittest.TestCase):\n    def test_ok(self):\n        self.assertTrue(True)\n")
-    (tests / "test_contract_cli.py").write_text("import unittest\n")
+    (tests / "test_contract_cli.py").write_text(
+        "import unittest\n\n\nclass C(unittest.TestCase):\n    def test_cli(self):\n        self.assertTrue(True)\n"
+    )
     return root
 
 
@@ -76,7 +78,7 @@ def test_accepted_child_has_the_edit_and_nothing_else_changes(backend, parent: P
     assert "# better prompt" in (result.child_dir / "agent" / "prompts.py").read_text()
     assert not (result.child_dir / ".git").exists()
     assert (parent / "agent" / "prompts.py").read_text() == "SYSTEM = 'hi'\n"  # parent untouched
-    assert result.tokens == 42 and "Ran 1 test" in result.test_output
+    assert result.tokens == 42 and result.test_output.count("Ran 2 tests") == 1 and "Ran 1 test" in result.test_output
     assert (tmp_path / "ok" / "patch.diff").read_text().startswith("diff --git")
 
 
@@ -93,6 +95,16 @@ def test_failing_own_tests_are_rejected(backend, parent: Path, tmp_path: Path) -
 def test_contract_test_changes_are_rejected_before_testing(backend, parent: Path, tmp_path: Path) -> None:
     result = attempt(backend, parent, tmp_path, "EDIT_PROMPT and TOUCH_CONTRACT", "contract")
     assert not result.accepted and "contract tests" in result.reason and result.test_output == ""
+
+
+def test_contract_tests_hidden_from_discovery_still_run(backend, parent: Path, tmp_path: Path) -> None:
+    hook = "def load_tests(loader, tests, pattern):\n    import unittest\n    return unittest.TestSuite()\n"
+    (parent / "agent" / "tests" / "__init__.py").write_text(hook)
+    (parent / "agent" / "tests" / "test_contract_cli.py").write_text(
+        "import unittest\n\n\nclass C(unittest.TestCase):\n    def test_cli(self):\n        self.fail('contract broken')\n"
+    )
+    result = attempt(backend, parent, tmp_path, "EDIT_PROMPT", "hidden")
+    assert not result.accepted and "contract broken" in result.test_output
 
 
 def test_crashing_agent_is_a_failed_expansion(backend, parent: Path, tmp_path: Path) -> None:
