@@ -5,7 +5,7 @@ Public API:
     EvalRecord, ExpansionRecord   what the search loop records
     Tree, Node                    read-only in-memory snapshot (Run.tree())
     ArchiveError and subclasses   one-line, user-facing errors
-    best_belief, wilson_interval  statistics on 0/1 evaluations (archive.stats)
+    wilson_interval               interval of a 0/1 success rate (archive.stats)
 """
 
 from archive.errors import (

@@ -30,7 +30,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     table.add_row("nodes", f"{summary['nodes']} (expansions: {summary['expansions_ok']} ok, "
                   f"{summary['expansions_failed']} failed, {summary['expansions_abandoned']} abandoned)")
     table.add_row("spent", f"${summary['cost_usd']:.4f}, {summary['tokens']:,} tokens in {summary['llm_calls']} calls")
-    table.add_row("best belief", _best_text(summary.get("best")))
+    table.add_row("ships", _best_text(summary.get("best")))
     console.print(table)
 
 
@@ -39,8 +39,8 @@ def _best_text(best: dict[str, Any] | None) -> str:
         return "no node evaluated yet"
     lo, hi = best["interval95"]
     return (f"node {best['node']}: {best['successes']}/{best['evals']} resolved "
-            f"(mean {best['mean']:.2f}, 95% interval [{lo:.2f}, {hi:.2f}], "
-            f"{100 * best['quantile']:.0f}% belief {best['belief']:.3f})")
+            f"(mean {best['mean']:.2f}, 95% interval [{lo:.2f}, {hi:.2f}]; "
+            f"chosen by the {best['rule']} rule, score {best['score']:.3f})")
 
 
 def _exit_code(reason: str) -> int:
@@ -58,7 +58,7 @@ def _session(run: Any, config: Any, workers: int | None, json_out: bool, discard
 
     from hgm.loop.display import LiveDisplay
 
-    display = LiveDisplay(config.policy.final_quantile)
+    display = LiveDisplay(config.policy.final_rule, config.policy.final_quantile)
     display.start()
     try:
         result = run_session(run, config, workers=workers, on_tick=display)
@@ -182,13 +182,12 @@ def register(app: typer.Typer) -> None:
         run: str = typer.Argument(..., help="Run directory (or its name under ./runs)."),
         json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
-        """The best-belief node: highest low quantile of Beta(1+s, 1+f) on its own evaluations."""
+        """The node this run ships: the run's final-choice rule (default: lineage-aware estimate) on its tree."""
         from hgm.cli.runs import open_run
         from hgm.loop.summary import best_node
 
         with open_run(run) as handle:
-            quantile = float((handle.config.get("policy") or {}).get("final_quantile", 0.05))
-            best = best_node(handle, quantile)
+            best = best_node(handle)
         if json_out:
             print_json(best)
         elif best is None:

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from archive import Run, Tree
 
 DEFAULT_RUNS_DIR = Path("runs")
-BELIEF_QUANTILE = 0.05
 DEFAULT_MAX_ROWS = 300
 MAX_INDENT = 10  # deeper nodes show their depth in brackets instead of more indentation
 
@@ -57,11 +56,12 @@ def _iso(ts: float | None) -> str | None:
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="seconds") if ts else None
 
 
-def node_rows(tree: "Tree") -> list[dict[str, Any]]:
-    """One dict per node in tree order: counts, mean, 95% Wilson interval, belief score."""
-    from archive.stats import belief_scores, wilson_interval
+def node_rows(tree: "Tree", config: dict[str, Any]) -> list[dict[str, Any]]:
+    """One dict per node in tree order: counts, mean, 95% Wilson interval, final-choice score."""
+    from archive.stats import wilson_interval
+    from hgm.loop.summary import final_choice_settings, tree_scores
 
-    beliefs = belief_scores(tree, BELIEF_QUANTILE)
+    scores = tree_scores(tree, *final_choice_settings(config))
     clades = tree.clade_counts()
     rows = []
     for node, depth in tree.preorder():
@@ -77,7 +77,7 @@ def node_rows(tree: "Tree") -> list[dict[str, Any]]:
                 "resolved": s,
                 "mean": s / n if n else None,
                 "ci95": [lo, hi] if n else None,
-                "belief": beliefs[node.id],
+                "score": scores[node.id] if n else None,
                 "clade_evals": cs + cf,
                 "clade_mean": cs / (cs + cf) if cs + cf else None,
                 "status": node.status,
@@ -100,15 +100,14 @@ def trusted_subtree(tree: "Tree", scores: dict[int, float], limit: int) -> set[i
     return keep
 
 
-def best_summary(tree: "Tree") -> dict[str, Any] | None:
-    """The best-belief node with its own mean, or None before any evaluation."""
-    from archive.stats import best_belief
+def best_summary(tree: "Tree", config: dict[str, Any]) -> dict[str, Any] | None:
+    """The node the run's final-choice rule ships, with its own mean; None before any evaluation."""
+    from hgm.loop.summary import best_in_tree, final_choice_settings
 
-    best = best_belief(tree, BELIEF_QUANTILE)
+    best = best_in_tree(tree, *final_choice_settings(config))
     if best is None:
         return None
-    node = tree[best]
-    return {"node": best, "mean": node.successes / len(node.evals), "evals": len(node.evals)}
+    return {"node": best["node"], "mean": best["mean"], "evals": best["evals"], "rule": best["rule"]}
 
 
 def _find_runs(directory: Path) -> list[Path]:
@@ -123,7 +122,7 @@ def _run_summary(path: Path) -> dict[str, Any]:
     try:
         with Run.open(path) as run:
             info = run.info()
-            best = best_summary(run.tree())
+            best = best_summary(run.tree(), run.config)
     except ArchiveError as exc:
         return {"id": path.name, "path": str(path), "status": "unreadable", "error": str(exc)}
     return {
@@ -206,8 +205,9 @@ def register(app: typer.Typer) -> None:
         with open_run(run) as handle:
             info = handle.info()
             tree = handle.tree()
-        rows = node_rows(tree)
-        best = best_summary(tree)
+            config = handle.config
+        rows = node_rows(tree, config)
+        best = best_summary(tree, config)
         failed = [
             {"id": f.id, "parent": f.parent_id, "status": f.status, "reason": f.reason} for f in tree.failed_expansions
         ]
@@ -234,11 +234,11 @@ def register(app: typer.Typer) -> None:
         best_id = best["node"] if best else None
         shown = rows
         if len(rows) > max_rows:
-            keep = trusted_subtree(tree, {r["id"]: r["belief"] for r in rows}, max_rows)
+            keep = trusted_subtree(tree, {r["id"]: r["score"] for r in rows if r["score"] is not None}, max_rows)
             shown = [r for r in rows if r["id"] in keep]
         table = Table(
             title=f"{Path(info.path).name}: {info.status}, {info.nodes} nodes, {info.evaluations} evaluations",
-            caption="mean = own resolved rate [95% Wilson interval]; * = best belief (5% Beta quantile)",
+            caption=f"mean = own resolved rate [95% Wilson interval]; * = the node this run ships ({best['rule'] if best else '-'} rule)",
         )
         for col, justify in (
             ("node", "left"), ("parent", "right"), ("evals", "right"), ("mean [95%]", "left"),
@@ -279,7 +279,7 @@ def register(app: typer.Typer) -> None:
         run: str = typer.Argument(..., help="Run directory (or its name under ./runs)."),
         to: Path = typer.Option(..., "--to", help="Where to write (must not exist)."),
         node: int = typer.Option(None, "--node", help="Node id to export."),
-        best: bool = typer.Option(False, "--best", help="Export the best-belief node (5% Beta quantile)."),
+        best: bool = typer.Option(False, "--best", help="Export the node the run ships (its final-choice rule; see `hgm best`)."),
         fmt: str = typer.Option("dir", "--format", help="dir (runnable agent), patch (vs the seed), or bundle (git)."),
         json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
@@ -294,7 +294,7 @@ def register(app: typer.Typer) -> None:
             fail(f"{to} already exists; choose a new path or remove it")
         with open_run(run) as handle:
             if best:
-                summary = best_summary(handle.tree())
+                summary = best_summary(handle.tree(), handle.config)
                 if summary is None:
                     fail("no node of this run has been evaluated yet; pass --node N instead of --best")
                 node = summary["node"]

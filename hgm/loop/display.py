@@ -16,17 +16,17 @@ STOP_TEXT = {
 }
 
 
-def best_line(view: Any, quantile: float) -> str:
-    """'node N: s/n resolved, 90% interval [lo, hi]' for the current best-belief node."""
+def best_line(view: Any, rule: str, quantile: float) -> str:
+    """'node N: s/n resolved, 95% interval [lo, hi]' for the node the final-choice rule ships now."""
+    from archive.stats import wilson_interval
     from hgm.loop import selection
 
     if view is None or int(view.own_evals.sum()) == 0:
         return "-"
-    pos = selection.choose_position(view, "best-belief", quantile=quantile)
+    pos = selection.choose_position(view, rule, quantile=quantile)
     s, f = int(view.own_successes[pos]), int(view.own_failures[pos])
-    lo = float(selection.beta_quantile([s], [f], quantile)[0])
-    hi = float(selection.beta_quantile([s], [f], 1 - quantile)[0])
-    return f"node {int(view.node_ids[pos])}: {s}/{s + f} resolved, {100 * (1 - 2 * quantile):.0f}% interval [{lo:.2f}, {hi:.2f}]"
+    lo, hi = wilson_interval(s, s + f)
+    return f"node {int(view.node_ids[pos])}: {s}/{s + f} resolved, 95% interval [{lo:.2f}, {hi:.2f}]"
 
 
 def _render(p: Progress, best: str) -> Any:
@@ -54,7 +54,8 @@ def _render(p: Progress, best: str) -> Any:
 class LiveDisplay:
     """`on_tick` for the executor; `start()`/`stop()` around `run_session`."""
 
-    def __init__(self, quantile: float, enabled: bool | None = None) -> None:
+    def __init__(self, rule: str, quantile: float, enabled: bool | None = None) -> None:
+        self.rule = rule
         self.quantile = quantile
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self._live: Any = None
@@ -74,7 +75,7 @@ class LiveDisplay:
             self._live = None
 
     def __call__(self, progress: Progress) -> None:
-        best = best_line(progress.view, self.quantile)
+        best = best_line(progress.view, self.rule, self.quantile)
         if self._live is not None:
             self._live.update(_render(progress, best))
             return

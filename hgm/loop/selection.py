@@ -62,17 +62,19 @@ def beta_quantile(successes: np.ndarray, failures: np.ndarray, q: float) -> np.n
     return 0.5 * (lo + hi)
 
 
-def lineage_estimates(view: SearchView, prior_strength: float = DEFAULT_PRIOR_STRENGTH) -> np.ndarray:
+def lineage_estimates(
+    parent: np.ndarray, successes: np.ndarray, failures: np.ndarray, prior_strength: float = DEFAULT_PRIOR_STRENGTH
+) -> np.ndarray:
     """Posterior mean skill per node with a Beta prior centred on the parent's estimate.
 
-    Roots use the uniform prior Beta(1, 1). Parents always precede their children in
-    position order, so one pass suffices.
+    `parent` holds each node's parent position (-1 for a root). Roots use the uniform
+    prior Beta(1, 1). Parents must precede their children in position order, so one
+    pass suffices.
     """
-    s = view.own_successes.astype(float)
-    n = s + view.own_failures
-    est = np.empty(view.n_nodes)
-    parent = view.parent
-    for i in range(view.n_nodes):
+    s = np.asarray(successes, dtype=float)
+    n = s + np.asarray(failures, dtype=float)
+    est = np.empty(len(s))
+    for i in range(len(s)):
         p = int(parent[i])
         if p < 0:
             est[i] = (s[i] + 1.0) / (n[i] + 2.0)
@@ -81,37 +83,52 @@ def lineage_estimates(view: SearchView, prior_strength: float = DEFAULT_PRIOR_ST
     return est
 
 
-def rule_scores(
-    view: SearchView,
+def scores_from_counts(
+    parent: np.ndarray,
+    successes: np.ndarray,
+    failures: np.ndarray,
     rule: str = DEFAULT_RULE,
     *,
     quantile: float = DEFAULT_QUANTILE,
     prior_strength: float = DEFAULT_PRIOR_STRENGTH,
 ) -> np.ndarray:
-    """Score per node under `rule` (higher is better); -inf for unmeasured nodes."""
-    n = view.own_evals
-    measured = n > 0
+    """Score per node under `rule` (higher is better); -inf for unmeasured nodes.
+
+    Works on plain arrays (parent position, own successes, own failures, parents first)
+    so the live search and a run read back from the archive share one implementation.
+    """
+    s = np.asarray(successes)
+    f = np.asarray(failures)
+    n = s + f
     if rule == "raw-mean":
-        scores = view.own_successes / np.maximum(n, 1)
+        scores = s / np.maximum(n, 1)
     elif rule == "best-belief":
-        scores = beta_quantile(view.own_successes, view.own_failures, quantile)
+        scores = beta_quantile(s, f, quantile)
     elif rule == "lineage":
-        scores = lineage_estimates(view, prior_strength)
+        scores = lineage_estimates(parent, s, f, prior_strength)
     else:
         raise ValueError(f"unknown selection rule {rule!r}; choose one of {', '.join(RULES)}")
-    return np.where(measured, scores, -np.inf)
+    return np.where(n > 0, scores, -np.inf)
+
+
+def best_position(scores: np.ndarray, n_evals: np.ndarray) -> int:
+    """Position of the highest score; ties go to more evaluations, then the older node."""
+    if not np.isfinite(scores).any():
+        return 0
+    # lexsort: last key is primary. Highest score, then most evaluations, then oldest.
+    return int(np.lexsort((np.arange(len(scores)), -np.asarray(n_evals), -scores))[0])
+
+
+def rule_scores(view: SearchView, rule: str = DEFAULT_RULE, **params: float) -> np.ndarray:
+    """Score per node of a search view under `rule`; -inf for unmeasured nodes."""
+    return scores_from_counts(view.parent, view.own_successes, view.own_failures, rule, **params)
 
 
 def choose_position(view: SearchView, rule: str = DEFAULT_RULE, **params: float) -> int:
     """Position of the node to ship under `rule`; ties go to the better-measured node."""
     if view.n_nodes == 0:
         raise ValueError("the search state has no node")
-    scores = rule_scores(view, rule, **params)
-    if not np.isfinite(scores).any():
-        return 0
-    # lexsort: last key is primary. Highest score, then most evaluations, then oldest.
-    order = np.lexsort((np.arange(view.n_nodes), -view.own_evals, -scores))
-    return int(order[0])
+    return best_position(rule_scores(view, rule, **params), view.own_evals)
 
 
 def choose_node(view: SearchView, rule: str = DEFAULT_RULE, **params: float) -> int:

@@ -1,36 +1,68 @@
-"""The summary of a run: counts, spending, and the best-belief node with its interval."""
+"""The summary of a run: counts, spending, and the node to ship with its interval."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
+
+import numpy as np
 
 from archive.run import Run
-from archive.stats import beta_quantile, best_belief, wilson_interval
+from archive.stats import wilson_interval
+from archive.tree import Tree
+from hgm.loop import selection
 
 
-def best_node(run: Run, quantile: float = 0.05) -> dict[str, Any] | None:
-    """The best-belief node: highest `quantile` of Beta(1+s, 1+f) on its own evaluations."""
-    tree = run.tree()
-    best = best_belief(tree, quantile)
-    if best is None:
+def final_choice_settings(config: Mapping[str, Any]) -> tuple[str, float]:
+    """(rule, quantile) of the final choice from a run's frozen config (defaults if absent)."""
+    policy = config.get("policy") or {}
+    return (
+        str(policy.get("final_rule", selection.DEFAULT_RULE)),
+        float(policy.get("final_quantile", selection.DEFAULT_QUANTILE)),
+    )
+
+
+def tree_scores(tree: Tree, rule: str, quantile: float = selection.DEFAULT_QUANTILE) -> dict[int, float]:
+    """Each node's score under the final-choice `rule` (-inf for unmeasured nodes)."""
+    order = [node for node, _ in tree.preorder()]  # parents before children
+    position = {node.id: i for i, node in enumerate(order)}
+    parent = np.array([position.get(n.parent_id, -1) if n.parent_id is not None else -1 for n in order])
+    succ = np.array([n.successes for n in order])
+    fail = np.array([n.failures for n in order])
+    scores = selection.scores_from_counts(parent, succ, fail, rule, quantile=quantile)
+    return {node.id: float(score) for node, score in zip(order, scores)}
+
+
+def best_in_tree(tree: Tree, rule: str = selection.DEFAULT_RULE, quantile: float = selection.DEFAULT_QUANTILE) -> dict[str, Any] | None:
+    """The node the final-choice `rule` ships, with its own record; None before any evaluation."""
+    scores = tree_scores(tree, rule, quantile)
+    measured = [tree[i] for i, score in scores.items() if np.isfinite(score)]
+    if not measured:
         return None
-    node = tree[best]
+    node = max(measured, key=lambda n: (scores[n.id], len(n.evals), -n.id))
     s, n = node.successes, len(node.evals)
     low, high = wilson_interval(s, n)
     return {
-        "node": best,
+        "node": node.id,
         "parent": node.parent_id,
         "successes": s,
         "evals": n,
         "mean": s / n,
-        "belief": beta_quantile(quantile, 1 + s, 1 + node.failures),
+        "rule": rule,
+        "score": scores[node.id],
+        "belief": float(selection.beta_quantile(np.array([s]), np.array([node.failures]), quantile)[0]),
         "quantile": quantile,
         "interval95": [low, high],
         "commit": node.commit,
     }
 
 
-def run_summary(run: Run, quantile: float = 0.05) -> dict[str, Any]:
+def best_node(run: Run) -> dict[str, Any] | None:
+    """The node a run ships under its configured final-choice rule."""
+    rule, quantile = final_choice_settings(run.config)
+    return best_in_tree(run.tree(), rule, quantile)
+
+
+def run_summary(run: Run) -> dict[str, Any]:
     """Everything `hgm run` prints at the end (and `--json` emits)."""
     tree = run.tree()
     evals = run.evaluations()
@@ -54,7 +86,7 @@ def run_summary(run: Run, quantile: float = 0.05) -> dict[str, Any]:
         "llm_calls": int(calls[0]),
         "cost_usd": float(calls[1]),
         "tokens": int(calls[2]),
-        "best": best_node(run, quantile),
+        "best": best_node(run),
     }
 
 

@@ -1,24 +1,13 @@
-"""The in-memory tree and the statistics used by `hgm show` and the final choice."""
+"""The in-memory tree and the interval shown by `hgm show`."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from archive import EvalRecord, ExpansionRecord, Run
-from archive.stats import belief_scores, best_belief, beta_cdf, beta_quantile, wilson_interval
-from archive.tree import Node, Tree
-
-
-def _tree(spec: dict[int, tuple[int | None, list[int]]]) -> Tree:
-    nodes = {i: Node(i, parent, "c", 0.0, "active", "op", evals=list(evals)) for i, (parent, evals) in spec.items()}
-    for node in nodes.values():
-        if node.parent_id is not None:
-            nodes[node.parent_id].children.append(node.id)
-    return Tree(nodes, 0, [])
+from archive.stats import wilson_interval
 
 
 def test_tree_from_run_has_structure_evals_and_failed_expansions(run: Run, seed_dir: Path) -> None:
@@ -45,40 +34,3 @@ def test_wilson_interval() -> None:
     assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
     lo, hi = wilson_interval(10, 10)
     assert hi == pytest.approx(1.0) and lo == pytest.approx(0.7225, abs=1e-4)
-
-
-@pytest.mark.parametrize(("a", "b"), [(1, 1), (2, 1), (1, 2), (3, 7), (11, 91), (40, 3), (200, 180)])
-def test_beta_cdf_and_quantile_agree_with_sampling(a: int, b: int) -> None:
-    rng = np.random.default_rng(a * 1000 + b)
-    samples = rng.beta(a, b, 200_000)
-    for q in (0.05, 0.5, 0.95):
-        x = beta_quantile(q, a, b)
-        assert beta_cdf(x, a, b) == pytest.approx(q, abs=1e-7)
-        assert np.quantile(samples, q) == pytest.approx(x, abs=5e-3)
-
-
-def test_beta_quantile_closed_forms() -> None:
-    assert beta_quantile(0.05, 1, 1) == pytest.approx(0.05)
-    assert beta_quantile(0.05, 2, 1) == pytest.approx(math.sqrt(0.05))  # cdf x^2
-    assert beta_quantile(0.05, 1, 2) == pytest.approx(1 - math.sqrt(0.95))  # cdf 1-(1-x)^2
-    with pytest.raises(ValueError):
-        beta_quantile(1.0, 1, 1)
-
-
-def test_best_belief_prefers_confidence_over_lucky_mean() -> None:
-    tree = _tree({
-        0: (None, [0, 1, 0, 0]),
-        1: (0, [1]),  # mean 1.0 from a single evaluation
-        2: (0, [1] * 16 + [0] * 4),  # mean 0.8 over 20
-        3: (1, []),  # never evaluated
-    })
-    assert best_belief(tree) == 2
-    scores = belief_scores(tree)
-    assert scores[1] == pytest.approx(math.sqrt(0.05))
-    assert scores[3] == pytest.approx(0.05)
-    assert best_belief(_tree({0: (None, [])})) is None
-
-
-def test_best_belief_ties_go_to_the_older_node() -> None:
-    same = _tree({0: (None, [1, 0]), 1: (0, [0, 1])})
-    assert best_belief(same) == 0

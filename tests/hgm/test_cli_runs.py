@@ -36,7 +36,8 @@ def invoke(app: typer.Typer, *args: str):
 def runs_dir(tmp_path: Path) -> Path:
     """Two runs: `alpha` with a small tree and evaluations, `beta` with only its seed."""
     seed = make_agent(tmp_path / "seed")
-    with Run.create(tmp_path / "runs" / "alpha", {"suite": "mini"}, seed) as run:
+    config = {"suite": "mini", "policy": {"final_rule": "best-belief", "final_quantile": 0.05}}
+    with Run.create(tmp_path / "runs" / "alpha", config, seed) as run:
         child_dir = make_agent(tmp_path / "child", "print('child')\n")
         a = run.add_node(0, child_dir, "improve", expansion=ExpansionRecord(parent_id=0, status="ok"))
         b = run.add_node(a, child_dir, "improve")
@@ -59,7 +60,7 @@ def test_runs_table_and_json(app, runs_dir: Path) -> None:
     assert set(rows) == {"alpha", "beta"}
     alpha = rows["alpha"]
     assert (alpha["status"], alpha["nodes"], alpha["evaluations"]) == ("finished", 3, 15)
-    assert alpha["best"] == {"node": 1, "mean": 0.8, "evals": 10}
+    assert alpha["best"] == {"node": 1, "mean": 0.8, "evals": 10, "rule": "best-belief"}
     assert rows["beta"]["best"] is None and rows["beta"]["evaluations"] == 0
     table = invoke(app, "runs", str(runs_dir))
     assert table.exit_code == 0
@@ -109,7 +110,7 @@ def test_show_table_by_name_under_runs(app, runs_dir: Path, monkeypatch) -> None
     result = invoke(app, "show", "alpha")
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "1 *" in out  # best belief marked
+    assert "1 *" in out and "best-belief rule" in out  # the shipped node is marked
     assert "0.80 [" in out and "own tests failed" in out
 
 
@@ -257,3 +258,21 @@ def test_show_big_tree_keeps_trusted_nodes_and_ancestors(app, runs_dir: Path) ->
     tree_table = result.stdout.split("without a child")[0]
     node_cells = [line.split("│")[1].strip() for line in tree_table.splitlines() if line.startswith("│")]
     assert node_cells == ["0", "└ 1 *"]  # node 2 (less trusted) hidden, node 1's ancestor kept
+
+
+def test_best_follows_the_runs_final_rule(app, tmp_path: Path) -> None:
+    """Without a setting the lineage rule ships: a 1/1 child of an 8/10 parent beats its parent."""
+    seed = make_agent(tmp_path / "seed")
+    with Run.create(tmp_path / "gamma", {"suite": "mini"}, seed) as run:
+        a = run.add_node(0, make_agent(tmp_path / "a", "print('a')\n"), "improve")
+        b = run.add_node(a, make_agent(tmp_path / "b", "print('b')\n"), "improve")
+        for i in range(4):
+            run.record_eval(EvalRecord(0, f"t{i}", "resolved" if i == 0 else "unresolved"))
+        for i in range(10):
+            run.record_eval(EvalRecord(a, f"t{i}", "resolved" if i < 8 else "unresolved"))
+        run.record_eval(EvalRecord(b, "t0", "resolved"))
+    shown = json.loads(invoke(app, "show", str(tmp_path / "gamma"), "--json").stdout)
+    assert shown["best"] == {"node": b, "mean": 1.0, "evals": 1, "rule": "lineage"}
+    result = invoke(app, "export", str(tmp_path / "gamma"), "--best", "--to", str(tmp_path / "out"), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["node"] == b

@@ -42,7 +42,7 @@ def test_rules_disagree_as_designed() -> None:
     view = _state().view()
     assert selection.choose_node(view, "raw-mean") == 3  # 3/3 beats 2/2 on evaluations
     assert selection.choose_node(view, "best-belief") == 1  # few measures mean a low 5 % quantile
-    est = selection.lineage_estimates(view, prior_strength=6.0)
+    est = selection.lineage_estimates(view.parent, view.own_successes, view.own_failures, prior_strength=6.0)
     root = 21 / 42
     child = (21 + 6 * root) / 36
     grandchild = (2 + 6 * child) / 8
