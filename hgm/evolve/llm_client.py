@@ -1,20 +1,16 @@
-"""A tiny stdlib client of the run's LLM gateway (OpenAI chat-completions over HTTP).
+"""hgm's own model calls (diagnosis) through the run's LLM gateway, as typed replies.
 
-The gateway listens on a unix socket (a filesystem path) and/or loopback TCP
-(`http://127.0.0.1:PORT`); `chat()` speaks to either. Every call carries the
-`X-HGM-Tags` header so the gateway records it with (node, task, purpose).
+Transport is `hgm.gateway.client`; this module only turns its (status, body) answers
+into a `ChatReply` or an `LLMCallError`.
 """
 
 from __future__ import annotations
 
 import http.client
-import json
-import socket
 from dataclasses import dataclass
 from typing import Mapping, Sequence
-from urllib.parse import urlsplit
 
-TAGS_HEADER = "X-HGM-Tags"
+from hgm.gateway import client
 
 
 class LLMCallError(RuntimeError):
@@ -32,31 +28,6 @@ class ChatReply:
     completion_tokens: int = 0
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
-        self.sock = sock
-
-
-def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, str]:
-    """A connection to the gateway and the path prefix of its API."""
-    if url.startswith("unix:"):
-        url = url[len("unix:") :]
-    if url.startswith("/"):
-        return _UnixConnection(url, timeout), ""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "") or not parts.hostname:
-        raise LLMCallError(f"unsupported gateway URL {url!r}: give a socket path or http://HOST:PORT")
-    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
-    return conn, parts.path.rstrip("/")
-
-
 def chat(
     url: str,
     model: str,
@@ -68,38 +39,26 @@ def chat(
     timeout: float = 600.0,
 ) -> ChatReply:
     """One chat-completions call through the gateway; raise LLMCallError on any failure."""
-    body: dict[str, object] = {"model": model, "messages": [dict(m) for m in messages]}
-    if max_tokens is not None:
-        body["max_tokens"] = max_tokens
-    if temperature is not None:
-        body["temperature"] = temperature
-    headers = {
-        "Content-Type": "application/json",
-        TAGS_HEADER: json.dumps({k: str(v) for k, v in tags.items() if v is not None}),
-    }
-    conn, prefix = _connection(url, timeout)
-    path = prefix + ("/v1/chat/completions" if not prefix.endswith("/v1") else "/chat/completions")
+    if url.startswith("unix:"):
+        url = url[len("unix:") :]
+    params = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature)) if v is not None}
     try:
-        conn.request("POST", path, body=json.dumps(body).encode("utf-8"), headers=headers)
-        response = conn.getresponse()
-        raw = response.read()
-        status = response.status
+        status, body = client.chat(
+            url, [dict(m) for m in messages], model=model,
+            tags={k: v for k, v in tags.items() if v is not None}, timeout=timeout, **params,
+        )
     except (OSError, http.client.HTTPException) as exc:
         raise LLMCallError(f"gateway at {url} did not answer: {exc}") from None
-    finally:
-        conn.close()
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise LLMCallError(f"gateway answered HTTP {status} with a non-JSON body", status) from None
+    if not isinstance(body, dict):
+        raise LLMCallError(f"gateway answered HTTP {status} with a non-JSON body", status)
     if status != 200:
-        message = data.get("error", {}).get("message") if isinstance(data, dict) else None
-        raise LLMCallError(f"gateway answered HTTP {status}: {message or raw[:200]!r}", status)
+        error = body.get("error")
+        message = error.get("message") if isinstance(error, dict) else None
+        raise LLMCallError(f"gateway answered HTTP {status}: {message or str(body)[:200]!r}", status)
     try:
-        text = data["choices"][0]["message"]["content"] or ""
-        usage = data.get("usage") or {}
+        usage = body.get("usage") or {}
         return ChatReply(
-            text=str(text),
+            text=str(client.reply_text(body) or ""),
             prompt_tokens=int(usage.get("prompt_tokens", 0) or 0),
             completion_tokens=int(usage.get("completion_tokens", 0) or 0),
         )
