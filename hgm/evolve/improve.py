@@ -33,9 +33,6 @@ CONTRACT_COMMAND = (
     'for f in agent/tests/test_contract*.py; do [ ! -e "$f" ] || '
     'python3 -m unittest "agent.tests.$(basename "$f" .py)" || exit 1; done'
 )
-# The local backend's fresh network namespace has its loopback device down; the agent's
-# tests talk to a fake model server on 127.0.0.1. Harmless where lo is already up.
-LOOPBACK_UP = "(ip link set lo up >/dev/null 2>&1 || true); "
 _GIT_IDENTITY = ["-c", "user.name=hgm", "-c", "user.email=hgm@localhost", "-c", "commit.gpgsign=false"]
 
 
@@ -134,7 +131,7 @@ def run_improve_agent(
         session.put(PROBLEM, problem.encode("utf-8"))
         r = session.resolve
         cmd = (
-            f"{LOOPBACK_UP}cd {r(RUNNER)} && python3 -m agent improve --problem {r(PROBLEM)} --repo {r(SRC)} "
+            f"cd {r(RUNNER)} && python3 -m agent improve --problem {r(PROBLEM)} --repo {r(SRC)} "
             f"--out {r(OUT)} --max-steps {limits.max_steps}"
         )
         env = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": r(RUNNER), **dict(llm.env)}
@@ -173,7 +170,7 @@ def run_agent_tests(backend: Backend, child_dir: Path, limits: ImproveLimits) ->
     with backend.open(spec) as session:
         session.put(CHILD, child_dir)
         result = session.exec(
-            f"{LOOPBACK_UP}cd {session.resolve(CHILD)} && {TEST_COMMAND} && {CONTRACT_COMMAND}",
+            f"cd {session.resolve(CHILD)} && {TEST_COMMAND} && {CONTRACT_COMMAND}",
             timeout=limits.test_timeout_s,
             env={"PYTHONDONTWRITEBYTECODE": "1"},
         )
