@@ -47,7 +47,7 @@ class BudgetConfig(_Frozen):
     usd: float | None = Field(None, gt=0, description="dollars spent on model calls")
     wall_clock_s: float | None = Field(None, gt=0, description="seconds of wall-clock time")
     expansions: int | None = Field(
-        None, ge=0, description="expansion attempts (ok + failed); None: as many as evaluations"
+        None, ge=0, description="expansion attempts (ok + failed + in flight); None: as many as evaluations"
     )
 
     def max_expansions(self) -> int:
@@ -75,13 +75,14 @@ class PolicyConfig(_Frozen):
     dgm_threshold: float | None = Field(None, ge=0, le=1, description="DGM: score needed for the full batch")
     final_quantile: float = Field(0.05, gt=0, lt=1, description="best belief: lower quantile")
     count_failed_expansions: bool = Field(
-        True, description="failed expansions count as nodes in the expand rule (as in the reference)"
+        True, description="hgm/greedy/uniform: failed expansions count as attempts in the expand rule"
     )
     options: dict[str, Any] = Field(default_factory=dict)
 
     def policy_options(self, seed: int) -> dict[str, Any]:
         """The options handed to `hgm.policies.make_policy(self.name, ...)`."""
-        common = {"eval_random_level": self.eval_random_level, "task_order_seed": seed}
+        common = {"eval_random_level": self.eval_random_level, "task_order_seed": seed,
+                  "count_failed_expansions": self.count_failed_expansions}
         by_name: dict[str, dict[str, Any]] = {
             "hgm": {
                 **common,

@@ -30,7 +30,6 @@ from archive.run import Run
 from archive.tree import Tree
 
 from hgm.config import ConfigError, RunConfig, config_from_frozen
-from hgm.loop.guard import ExpansionGuard
 from hgm.loop.executor import Executor, ExecutorLimits, JobRunner, Progress, RunOutcome
 from hgm.loop.scheduler import Scheduler
 from hgm.loop.state import FailedExpansion, SearchState
@@ -114,11 +113,9 @@ def make_scheduler(config: RunConfig, state: SearchState, session_index: int) ->
         policy = make_policy(config.policy.name, config.policy.policy_options(config.seed))
     except (TypeError, ValueError) as exc:
         raise RunSetupError(f"policy {config.policy.name}: {exc}") from None
-    alpha = config.policy.options.get("alpha", config.policy.alpha) if config.policy.name != "dgm" else None
-    guarded = ExpansionGuard(policy, alpha=alpha, count_failed=config.policy.count_failed_expansions,
-                             max_attempts=config.budget.max_expansions(), task_order_seed=config.seed)
     rng = np.random.default_rng([config.seed, session_index])
-    return Scheduler(state, guarded, budget_evals=config.budget.evals, rng=rng,
+    return Scheduler(state, policy, budget_evals=config.budget.evals,
+                     budget_expansions=config.budget.max_expansions(), rng=rng,
                      seed_evals=config.seed_evals, task_order_seed=config.seed)
 
 

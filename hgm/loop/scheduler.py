@@ -1,4 +1,4 @@
-"""The execution-agnostic scheduler core: search state + policy + evaluation budget.
+"""The execution-agnostic scheduler core: search state + policy + budgets.
 
 Executors (the real loop's worker threads, the simulator's virtual clock) drive it the
 same way:
@@ -16,6 +16,11 @@ Guarantees (all methods are thread-safe, serialised by one lock):
 - the evaluation budget is reserved when an evaluation is dispatched, so the number of
   evaluations finished plus in flight never exceeds `budget_evals`;
 - a (node, task) pair is never dispatched twice (abandoned pairs become free again);
+- expansion attempts (succeeded + failed + in flight) never exceed `budget_expansions`
+  (None: no cap); policies see what is left as `view.can_expand` / `view.expansions_left()`
+  and the scheduler refuses an Expand beyond the cap. When the policy has nothing to
+  start (nothing evaluable, no expansion allowed) and nothing is in flight, `dispatch`
+  returns None, so every search ends;
 - in-flight evaluations and expansions are visible to the policy through the view;
 - failed expansions are recorded with their cost and reason in `state.failed_expansions`.
 
@@ -62,18 +67,22 @@ class Scheduler:
         policy: Policy,
         *,
         budget_evals: int,
+        budget_expansions: int | None = None,
         rng: np.random.Generator | int | None = None,
         seed_evals: int = 0,
         task_order_seed: int = 0,
     ) -> None:
         if budget_evals < 0:
             raise ValueError("budget_evals must be >= 0")
+        if budget_expansions is not None and budget_expansions < 0:
+            raise ValueError("budget_expansions must be >= 0 or None")
         if seed_evals < 0:
             raise ValueError("seed_evals must be >= 0")
         if state.n_nodes == 0:
             raise ValueError("the search state needs a seed node before scheduling")
         self.state = state
         self.state.budget_evals = budget_evals
+        self.state.budget_expansions = budget_expansions
         self.policy = policy
         self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         self.seed_evals = min(seed_evals, len(state.task_ids))
@@ -83,6 +92,7 @@ class Scheduler:
         self._ids = itertools.count(1)
         self._in_flight: dict[int, Job] = {}
         self._stopped = False
+        self._exhausted = False  # the policy had nothing to start and nothing was in flight
         self._seeded = self.seed_evals == 0
 
     # ------------------------------------------------------------------ queries
@@ -112,7 +122,7 @@ class Scheduler:
     def finished(self) -> bool:
         """True once nothing more will be dispatched and nothing is in flight."""
         with self._lock:
-            return not self._in_flight and (self._stopped or self.budget_left == 0)
+            return not self._in_flight and (self._stopped or self._exhausted or self.budget_left == 0)
 
     # ------------------------------------------------------------------ dispatch
     def dispatch(self) -> Job | Wait | None:
@@ -125,7 +135,10 @@ class Scheduler:
             if action is None:
                 action = self.policy.next_action(self.state.view(), self.rng)
             if isinstance(action, Wait):
-                return Wait() if self._in_flight else None
+                if self._in_flight:
+                    return Wait()
+                self._exhausted = True
+                return None
             self._check(action)
             if isinstance(action, Evaluate):
                 self.state.begin_eval(action.node_id, action.task_id)
@@ -173,6 +186,9 @@ class Scheduler:
         elif isinstance(action, Expand):
             if not self.state.has_node(action.node_id):
                 raise SchedulerError(f"policy asked to expand unknown node {action.node_id}")
+            if not self.state.view().can_expand:
+                raise SchedulerError(f"policy asked to expand node {action.node_id} beyond the expansion budget "
+                                     f"({self.state.budget_expansions} attempts)")
         else:
             raise SchedulerError(f"policy returned {action!r}, not Evaluate, Expand or Wait")
 

@@ -62,6 +62,7 @@ class SearchView:
     expansions_in_flight: int
     expansions_failed: int
     budget_evals: int | None
+    budget_expansions: int | None = None  # cap on expansion attempts; None: no cap
 
     @property
     def n_nodes(self) -> int:
@@ -84,6 +85,23 @@ class SearchView:
         if self.budget_evals is None:
             return None
         return max(0, self.budget_evals - self.evals_used)
+
+    @property
+    def expansion_attempts(self) -> int:
+        """Expansions tried: succeeded (nodes beyond the root) + failed + in flight."""
+        return self.n_nodes - 1 + self.expansions_failed + self.expansions_in_flight
+
+    def expansions_left(self) -> int | None:
+        """Expansion attempts the budget still allows (None: no cap)."""
+        if self.budget_expansions is None:
+            return None
+        return max(0, self.budget_expansions - self.expansion_attempts)
+
+    @property
+    def can_expand(self) -> bool:
+        """Whether the expansion budget allows starting one more expansion."""
+        left = self.expansions_left()
+        return left is None or left > 0
 
     def clade_counts(self, pseudo_cap: float) -> tuple[np.ndarray, np.ndarray]:
         """Pooled clade (successes, failures) per node, as float arrays.
@@ -142,6 +160,7 @@ class SearchState:
 
     task_ids: tuple[str, ...]
     budget_evals: int | None = None
+    budget_expansions: int | None = None
     failed_expansions: list[FailedExpansion] = field(default_factory=list)
     expansions_succeeded: int = 0
     eval_cost: float = 0.0
@@ -233,6 +252,7 @@ class SearchState:
             expansions_in_flight=self.expansions_in_flight,
             expansions_failed=len(self.failed_expansions),
             budget_evals=self.budget_evals,
+            budget_expansions=self.budget_expansions,
         )
 
     # ----------------------------------------------------------------- updates

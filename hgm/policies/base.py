@@ -103,9 +103,17 @@ class TaskPicker:
         return view.task_ids[int(order[int(np.argmax(free))])]
 
 
-def expand_wanted(view: SearchView, alpha: float) -> bool:
-    """HGM's rule: expand when `n_evals ** alpha >= n_nodes - 1 + expansions in flight`.
+def expand_wanted(view: SearchView, alpha: float, count_failed: bool = True) -> bool:
+    """HGM's rule: expand when `n_evals ** alpha >= attempts` and `view.can_expand`.
 
-    `n_evals` counts evaluations finished and in flight, as the budget does.
+    `n_evals` counts evaluations finished and in flight, as the budget does; attempts =
+    nodes - 1 + expansions in flight + failed expansions. A failed expansion adds no node,
+    so without counting it a model whose expansions all fail would be asked to expand
+    forever and never spend the evaluation budget (`count_failed=False` leaves them out).
     """
-    return float(view.evals_used) ** alpha >= view.n_nodes - 1 + view.expansions_in_flight
+    if not view.can_expand:
+        return False
+    attempts = view.n_nodes - 1 + view.expansions_in_flight
+    if count_failed:
+        attempts += view.expansions_failed
+    return float(view.evals_used) ** alpha >= attempts

@@ -1,7 +1,8 @@
 """Baseline policies: greedy and uniform.
 
-Both use HGM's expand-or-evaluate schedule (`n_evals ** alpha >= n_nodes - 1 + in flight`)
-so that only the choice of the node differs:
+Both use HGM's expand-or-evaluate schedule (`n_evals ** alpha >= expansion attempts`,
+failed ones included unless `count_failed_expansions=False`; see `expand_wanted`) and
+respect the scheduler's expansion budget, so that only the choice of the node differs:
 - greedy: expand the node with the best own mean (ties at random); evaluate the node
   with the best posterior mean (1+s)/(2+n) among those with unseen tasks (pure
   exploitation; unmeasured children start at 1/2). `greedy_eval="thompson"` evaluates
@@ -26,6 +27,7 @@ class BaselineConfig:
     eval_random_level: float = 1.0
     task_order_seed: int = 0
     greedy_eval: str = "mean"
+    count_failed_expansions: bool = True
 
     def validate(self) -> None:
         if self.greedy_eval not in ("mean", "thompson"):
@@ -53,8 +55,9 @@ class _ScheduledPolicy:
     def next_action(self, view: SearchView, rng: np.random.Generator) -> Action:
         expandable = view.own_evals > 0
         evaluable = view.n_seen < view.n_tasks
-        can_expand = bool(expandable.any())
-        if can_expand and (expand_wanted(view, self.config.alpha) or not evaluable.any()):
+        can_expand = view.can_expand and bool(expandable.any())
+        wanted = expand_wanted(view, self.config.alpha, self.config.count_failed_expansions)
+        if can_expand and (wanted or not evaluable.any()):
             return Expand(int(view.node_ids[self.choose_expansion(view, rng, expandable)]))
         if evaluable.any():
             pos = self.choose_evaluation(view, rng, evaluable)

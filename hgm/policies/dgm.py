@@ -7,6 +7,9 @@
   drawn with probability proportional to `sigmoid(10 * (score - 0.5)) / (1 + children)`
   among nodes whose first batch is finished, where `score` is the own mean and
   `children` counts children and expansions in flight.
+- Once the scheduler's expansion budget is used up (`view.can_expand` is False), the
+  rest of the evaluation budget measures nodes further, chosen by Thompson sampling on
+  their own measures (tasks in the fixed order); DGM has no other brake on expansions.
 - `threshold=None` means "at least the seed's first-batch score" (DGM's absolute 40 %
   suits a strong seed only); set a number for an absolute threshold.
 """
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hgm.loop.state import SearchView
-from hgm.policies.base import Action, Evaluate, Expand, TaskPicker, Wait
+from hgm.policies.base import Action, Evaluate, Expand, TaskPicker, Wait, thompson_argmax
 
 
 @dataclass
@@ -75,6 +78,12 @@ class DGMPolicy:
         need = (self.required_evals(view) > view.n_seen) & (view.n_seen < view.n_tasks)
         if need.any():
             pos = int(np.flatnonzero(need)[0])
+            return Evaluate(int(view.node_ids[pos]), self.tasks.next_in_order(view, pos))
+        if not view.can_expand:
+            evaluable = view.n_seen < view.n_tasks
+            if not evaluable.any():
+                return Wait()
+            pos = thompson_argmax(view.own_successes, view.own_failures, evaluable, rng)
             return Evaluate(int(view.node_ids[pos]), self.tasks.next_in_order(view, pos))
         weights = self.parent_weights(view)
         total = weights.sum()

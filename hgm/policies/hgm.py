@@ -1,6 +1,8 @@
 """The Huxley-Gödel Machine policy (arXiv 2510.21614): clade-metaproductivity Thompson sampling.
 
-- Expand when `n_evals ** alpha >= n_nodes - 1 + expansions in flight`, else evaluate.
+- Expand when `n_evals ** alpha >= n_nodes - 1 + expansions in flight + failed
+  expansions` (`count_failed_expansions=False` leaves the failed ones out) and the
+  scheduler's expansion budget allows it, else evaluate.
 - Expand: Thompson-sample a node by its clade: its own measures (worth at most
   `n_pseudo_descendant_evals` pseudo-observations at its own mean) pooled with all its
   descendants' measures, Beta(1 + s, 1 + f). Every evaluated node may be expanded; the
@@ -38,6 +40,7 @@ class HGMConfig:
     confirm_top_k: int = 3
     confirm_rule: str = selection.DEFAULT_RULE
     task_order_seed: int = 0
+    count_failed_expansions: bool = True
 
     def validate(self) -> None:
         if not self.alpha > 0:
@@ -99,8 +102,8 @@ class HGMPolicy:
             if mask.any():
                 return self._evaluate(view, rng, self.choose_evaluation(view, rng, mask))
         expandable = self.expandable(view)
-        can_expand = bool(expandable.any())
-        if can_expand and expand_wanted(view, self.config.alpha):
+        can_expand = view.can_expand and bool(expandable.any())
+        if can_expand and expand_wanted(view, self.config.alpha, self.config.count_failed_expansions):
             return Expand(int(view.node_ids[self.choose_expansion(view, rng, expandable)]))
         if evaluable.any():
             return self._evaluate(view, rng, self.choose_evaluation(view, rng, evaluable))

@@ -67,15 +67,22 @@ def simulate_run(
     options: dict[str, Any] | None = None,
     rules: tuple[str, ...] = selection.RULES,
     checkpoints: list[int] | None = None,
+    budget_expansions: int | None = None,
 ) -> RunResult:
-    """Run one search in the simulated world and record the choice at each checkpoint."""
+    """Run one search in the simulated world and record the choice at each checkpoint.
+
+    `budget_expansions` caps expansion attempts (ok + failed + in flight); None means the
+    evaluation budget, as in `hgm run` (`budget.expansions`).
+    """
     started = time.perf_counter()
     world = World(landscape, seed)
     policy = build_policy(landscape, policy_name, options)
     state = SearchState(world.task_ids)
     state.add_node(0, None)
     policy_rng = np.random.default_rng(np.random.SeedSequence([seed, 7919]))
-    scheduler = Scheduler(state, policy, budget_evals=budget, rng=policy_rng, seed_evals=landscape.seed_evals)
+    cap = budget if budget_expansions is None else budget_expansions
+    scheduler = Scheduler(state, policy, budget_evals=budget, budget_expansions=cap, rng=policy_rng,
+                          seed_evals=landscape.seed_evals)
     points = sorted(set(checkpoints or default_checkpoints(budget)))
     result = RunResult(policy_name, seed, budget, [], {r: [] for r in rules}, [], [])
 

@@ -139,28 +139,36 @@ def test_live_display_renders_progress() -> None:
     state.record_eval(1, "a", True, in_flight=False)
     state.record_eval(1, "b", True, in_flight=False)
     view = state.view()
-    assert best_line(view, 0.05).startswith("node 1: 2/2 resolved")
-    assert best_line(None, 0.05) == "-"
+    assert best_line(view, "best-belief", 0.05).startswith("node 1: 2/2 resolved")
+    assert best_line(None, "lineage", 0.05) == "-"
     progress = Progress(3, 1, 10, 2, 1, 0, 0, 0.0123, 4567, 12.0, [("w0", "eval node 1 on c", 3.0)], "interrupted", view)
     console = Console(file=io.StringIO(), width=120)
-    console.print(_render(progress, best_line(view, 0.05)))
+    console.print(_render(progress, best_line(view, "best-belief", 0.05)))
     text = console.file.getvalue()
     assert "3 done + 1 running / budget 10" in text and "$0.0123" in text and "Ctrl-C again" in text
-    plain = LiveDisplay(0.05, enabled=False)
+    plain = LiveDisplay("lineage", 0.05, enabled=False)
     plain(progress)  # plain lines on stderr; must not raise
 
 
-def test_make_scheduler_measures_the_seed_first_and_guards_expansions() -> None:
+def test_make_scheduler_measures_the_seed_first_and_caps_expansions() -> None:
     from hgm.config import build_config
-    from hgm.loop.guard import ExpansionGuard
     from hgm.loop.runner import make_scheduler
     from hgm.loop.state import SearchState
     from hgm.policies import Evaluate
+    from hgm.policies.hgm import HGMPolicy
 
+    def state() -> SearchState:
+        st = SearchState(tuple(f"t{i}" for i in range(8)))
+        st.add_node(0, None)
+        return st
+
+    capped = make_scheduler(build_config(overrides={"budget": {"evals": 10, "expansions": 3},
+                                                    "policy": {"count_failed_expansions": False}}), state(), 0)
+    assert capped.state.budget_expansions == 3 and capped.policy.config.count_failed_expansions is False
     config = build_config(overrides={"seed_evals": 3, "budget": {"evals": 10}, "seed": 5})
-    state = SearchState(tuple(f"t{i}" for i in range(8)))
-    state.add_node(0, None)
-    sched = make_scheduler(config, state, session_index=0)
-    assert isinstance(sched.policy, ExpansionGuard) and sched.budget_evals == 10
+    sched = make_scheduler(config, state(), session_index=0)
+    # the bare policy (the simulator runs the same one); attempts capped at the eval budget by default
+    assert isinstance(sched.policy, HGMPolicy) and sched.policy.config.count_failed_expansions
+    assert sched.budget_evals == 10 and sched.state.budget_expansions == 10
     jobs = [sched.dispatch() for _ in range(3)]
     assert all(j.seed and isinstance(j.action, Evaluate) and j.action.node_id == 0 for j in jobs)

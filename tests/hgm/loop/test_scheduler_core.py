@@ -199,3 +199,102 @@ def test_next_job_blocks_until_a_completion_frees_work() -> None:
     sched.complete_eval(second, False)
     waiter.join(10)
     assert got and isinstance(got[0], Job)
+
+
+# ----------------------------------------------------------- failed expansions and expansion budget
+def _drive(sched: Scheduler, *, expand_ok: float, max_jobs: int = 2000, seed: int = 0) -> list[Job]:
+    """Run the search synchronously (one worker); expansions succeed with probability `expand_ok`."""
+    rnd = random.Random(seed)
+    jobs: list[Job] = []
+    while len(jobs) < max_jobs:
+        job = sched.dispatch()
+        if job is None:
+            break
+        assert isinstance(job, Job)  # one worker: nothing in flight, so never Wait
+        jobs.append(job)
+        if job.is_eval:
+            sched.complete_eval(job, rnd.random() < 0.3)
+        elif rnd.random() < expand_ok:
+            sched.complete_expansion(job, sched.state.next_node_id())
+        else:
+            sched.complete_expansion(job, None, reason="own tests failed")
+    return jobs
+
+
+@pytest.mark.parametrize("policy", ["hgm", "greedy", "uniform"])
+def test_all_failing_expansions_still_spend_the_eval_budget_and_end(policy: str) -> None:
+    """The never-ending run: a weak model whose expansions all fail must not expand forever."""
+    # No expansion cap: the expand rule alone (budget < tasks, so the seed always has work).
+    sched = _scheduler(25, policy, seed_evals=2)
+    jobs = _drive(sched, expand_ok=0.0)
+    assert sched.finished and sched.dispatch() is None
+    assert sched.state.evals_completed == 25
+    failed = sum(1 for j in jobs if not j.is_eval)
+    assert 1 <= failed <= 25 ** 0.6 + 1 and failed == len(sched.state.failed_expansions)
+
+
+@pytest.mark.parametrize("policy", ["hgm", "dgm", "greedy", "uniform"])
+def test_all_failing_expansions_end_under_the_default_expansion_cap(policy: str) -> None:
+    """Once the seed has seen every task only expansions are left: the cap (the real loop
+    uses the eval budget by default) is what ends such a run."""
+    sched = _scheduler(60, policy, seed_evals=2, budget_expansions=60)
+    jobs = _drive(sched, expand_ok=0.0)
+    assert sched.finished and sched.dispatch() is None
+    assert sched.state.evals_completed == len(TASKS) and sum(1 for j in jobs if not j.is_eval) == 60
+
+
+def test_not_counting_failed_expansions_expands_forever() -> None:
+    """Pins why failed expansions are counted: without it (and without a cap) the run never ends."""
+    st = SearchState(TASKS)
+    st.add_node(0, None)
+    sched = Scheduler(st, make_policy("hgm", {"count_failed_expansions": False}), budget_evals=60,
+                      rng=np.random.default_rng(0), seed_evals=2)
+    jobs = _drive(sched, expand_ok=0.0, max_jobs=500)
+    assert len(jobs) == 500 and sched.state.evals_completed == 2 and not sched.finished
+    assert sched.dispatch() is not None
+
+
+@pytest.mark.parametrize("policy", ["hgm", "dgm", "greedy", "uniform"])
+@pytest.mark.parametrize("expand_ok", [0.0, 0.7])
+def test_expansion_budget_caps_attempts_and_the_eval_budget_is_still_spent(policy: str, expand_ok: float) -> None:
+    cap = 3
+    st = SearchState(TASKS)
+    st.add_node(0, None)
+    options = {"first_batch": 3, "full_batch": 5} if policy == "dgm" else {}
+    sched = Scheduler(st, make_policy(policy, options), budget_evals=25, budget_expansions=cap,
+                      rng=np.random.default_rng(0), seed_evals=2)
+    jobs = _drive(sched, expand_ok=expand_ok)
+    attempts = sum(1 for j in jobs if not j.is_eval)
+    assert attempts == cap  # every policy wants more than 3 in 25 evaluations
+    assert sched.state.evals_completed == 25 and sched.finished
+    view = sched.view()
+    assert view.expansion_attempts == cap and view.expansions_left() == 0 and not view.can_expand
+
+
+@pytest.mark.parametrize("policy", ["hgm", "dgm", "greedy", "uniform"])
+def test_search_ends_when_nothing_is_evaluable_and_no_expansion_is_allowed(policy: str) -> None:
+    st = SearchState(("a", "b"))
+    st.add_node(0, None)
+    sched = Scheduler(st, make_policy(policy, {"first_batch": 1, "full_batch": 1} if policy == "dgm" else {}),
+                      budget_evals=100, budget_expansions=2, rng=np.random.default_rng(0), seed_evals=1)
+    jobs = _drive(sched, expand_ok=0.0)
+    assert sum(1 for j in jobs if not j.is_eval) == 2
+    assert st.evals_completed == 2  # both tasks on the only node; the eval budget cannot be spent
+    assert sched.finished and sched.dispatch() is None
+
+
+def test_expand_beyond_the_expansion_budget_is_refused() -> None:
+    class AlwaysExpands:
+        name = "always-expands"
+
+        def next_action(self, view, rng):  # noqa: ANN001, ANN201
+            return Expand(0)
+
+    st = SearchState(TASKS)
+    st.add_node(0, None)
+    sched = Scheduler(st, AlwaysExpands(), budget_evals=5, budget_expansions=1)
+    sched.complete_expansion(sched.dispatch(), None, reason="no diff")
+    with pytest.raises(SchedulerError, match="expansion budget"):
+        sched.dispatch()
+    with pytest.raises(ValueError, match="budget_expansions"):
+        Scheduler(st, AlwaysExpands(), budget_evals=5, budget_expansions=-1)

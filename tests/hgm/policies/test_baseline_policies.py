@@ -97,3 +97,32 @@ def test_baselines_wait_when_nothing_is_possible(policy: object) -> None:
     st.add_node(0, None)
     st.begin_eval(0, "only")
     assert isinstance(policy.next_action(st.view(), np.random.default_rng(0)), Wait)
+
+
+@pytest.mark.parametrize("policy", [GreedyPolicy(), UniformPolicy(), DGMPolicy(DGMConfig(first_batch=2, full_batch=2))])
+def test_baselines_respect_the_expansion_budget(policy: object) -> None:
+    """With the expansion cap reached every policy evaluates what is left, then waits."""
+    st = _measured({0: [1, 0]}, {0: None})
+    rng = np.random.default_rng(0)
+    assert isinstance(policy.next_action(st.view(), rng), Expand)
+    st.begin_expansion(0)
+    st.end_expansion(0, None, reason="no diff")
+    st.budget_expansions = 1
+    seen = set()
+    for _ in range(len(TASKS) - 2):
+        action = policy.next_action(st.view(), rng)
+        assert isinstance(action, Evaluate) and action.task_id not in seen
+        seen.add(action.task_id)
+        st.begin_eval(action.node_id, action.task_id)
+    assert isinstance(policy.next_action(st.view(), rng), Wait)
+
+
+def test_baselines_count_failed_expansions_unless_switched_off() -> None:
+    st = _measured({0: [1, 0, 0, 1]}, {0: None})  # 4 ** 0.6 = 2.30
+    for _ in range(3):
+        st.begin_expansion(0)
+        st.end_expansion(0, None, reason="no diff")
+    rng = np.random.default_rng(0)
+    assert isinstance(GreedyPolicy().next_action(st.view(), rng), Evaluate)
+    off = GreedyPolicy(BaselineConfig(count_failed_expansions=False))
+    assert isinstance(off.next_action(st.view(), rng), Expand)

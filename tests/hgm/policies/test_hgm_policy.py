@@ -141,6 +141,44 @@ def test_pending_expansions_count_in_the_rule() -> None:
     assert isinstance(policy.next_action(st.view(), rng), Evaluate)  # 1 < 0 + 2
 
 
+def test_failed_expansions_count_as_attempts_unless_switched_off() -> None:
+    """A failed expansion adds no node; counting it is what lets a run whose expansions
+    all fail move on to evaluating (else it would expand forever)."""
+    st = SearchState(TASKS)
+    st.add_node(0, None)
+    for k in range(4):
+        st.record_eval(0, TASKS[k], False)  # 4 ** 0.6 = 2.30
+    rng = np.random.default_rng(0)
+    counting, ignoring = HGMPolicy(), HGMPolicy(HGMConfig(count_failed_expansions=False))
+    for _ in range(2):
+        st.begin_expansion(0)
+        st.end_expansion(0, None, reason="own tests failed")
+    assert isinstance(counting.next_action(st.view(), rng), Expand)  # 2.30 >= 0 + 2
+    st.begin_expansion(0)
+    st.end_expansion(0, None, reason="own tests failed")
+    assert isinstance(counting.next_action(st.view(), rng), Evaluate)  # 2.30 < 0 + 3
+    assert isinstance(ignoring.next_action(st.view(), rng), Expand)  # 2.30 >= 0 (failures ignored)
+    assert make_policy("hgm", {"count_failed_expansions": False}).config.count_failed_expansions is False
+
+
+def test_expansion_budget_turns_expansions_into_evaluations_then_wait() -> None:
+    st = SearchState(("a", "b"))
+    st.add_node(0, None)
+    st.record_eval(0, "a", True)
+    st.budget_expansions = 1
+    policy = HGMPolicy()
+    rng = np.random.default_rng(0)
+    assert st.view().expansions_left() == 1 and isinstance(policy.next_action(st.view(), rng), Expand)
+    st.begin_expansion(0)  # in flight counts against the cap
+    view = st.view()
+    assert view.expansion_attempts == 1 and view.expansions_left() == 0 and not view.can_expand
+    assert policy.next_action(view, rng) == Evaluate(0, "b")
+    st.begin_eval(0, "b")
+    assert isinstance(policy.next_action(st.view(), rng), Wait)  # nothing evaluable, no expansion left
+    st.budget_expansions = None
+    assert st.view().expansions_left() is None and isinstance(policy.next_action(st.view(), rng), Expand)
+
+
 def test_every_evaluated_node_is_expandable_by_default() -> None:
     """A seed that solves nothing must not freeze the run; the reference rule is an option."""
     st = SearchState(TASKS)
