@@ -73,7 +73,12 @@ class PolicyConfig(_Frozen):
     dgm_first_batch: int = Field(3, ge=1, description="DGM: tasks every new child is measured on")
     dgm_full_batch: int = Field(10, ge=1, description="DGM: tasks a child passing the threshold gets")
     dgm_threshold: float | None = Field(None, ge=0, le=1, description="DGM: score needed for the full batch")
-    final_quantile: float = Field(0.05, gt=0, lt=1, description="best belief: lower quantile")
+    final_rule: Literal["lineage", "best-belief", "raw-mean"] = Field(
+        "lineage",
+        description="final choice: lineage (parent-centred prior; ships the best agent in `hgm simulate`), "
+        "best-belief (low Beta quantile, as in the HGM paper) or raw-mean",
+    )
+    final_quantile: float = Field(0.05, gt=0, lt=1, description="best-belief rule: lower quantile")
     count_failed_expansions: bool = Field(
         True, description="hgm/greedy/uniform: failed expansions count as attempts in the expand rule"
     )

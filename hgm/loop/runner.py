@@ -233,7 +233,7 @@ def run_session(
             })
             run.set_status(status)
     with archive_lock:
-        summary = run_summary(run, config.policy.final_quantile)
+        summary = run_summary(run)
     summary["stop_reason"] = outcome.stop_reason
     summary["abandoned"] = outcome.abandoned
     summary["session_elapsed_s"] = round(outcome.elapsed_s, 3)
