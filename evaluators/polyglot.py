@@ -31,7 +31,7 @@ from typing import Callable
 
 from sandbox.api import BASE_IMAGE, Backend, Session
 
-from evaluators.repos import cache_dir, put_repo
+from evaluators.repos import cache_dir, cached_dir, put_repo
 from evaluators.suite import TESTBED, GradingEnv, Suite, SuiteError
 from evaluators.task import Task, TaskError, parse_task
 
@@ -210,12 +210,8 @@ class PolyglotSuite(Suite):
         for p in files:
             digest.update(str(p.relative_to(ex.path)).encode() + b"\0" + p.read_bytes())
         target = (self.cache or cache_dir()) / "polyglot" / f"{ex.instance_id}-{digest.hexdigest()[:16]}"
-        if target.is_dir():
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".ws-", dir=target.parent))
-        try:
-            repo = tmp / "repo"
+
+        def build(repo: Path) -> None:
             for p in files:
                 dest = repo / p.relative_to(ex.path)
                 dest.parent.mkdir(parents=True, exist_ok=True)
@@ -224,14 +220,8 @@ class PolyglotSuite(Suite):
             _git(repo, "init", "-q")
             _git(repo, "add", "-A")
             _git(repo, "commit", "-q", "--allow-empty", "-m", f"{ex.language}/{ex.name}: stubs")
-            try:
-                repo.rename(target)
-            except OSError:
-                if not target.is_dir():
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return target
+
+        return cached_dir(target, build)
 
     def _gold_patch(self, ex: Exercise) -> str:
         workspace = self._workspace(ex)

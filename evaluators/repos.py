@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from sandbox.api import SandboxError, Session
 
@@ -47,23 +48,45 @@ def _key(source: Path) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-def _bare(source: Path, root: Path) -> Path:
-    """A bare mirror of `source` (a git bundle or a git repository), cached."""
-    target = root / "mirrors" / f"{source.stem}-{_key(source)}.git"
+def cached_dir(target: Path, build: Callable[[Path], None]) -> Path:
+    """`target`, built once: `build(tmp)` fills a fresh path that is then renamed into place.
+
+    The rename is atomic, so parallel workers never see a half-built directory; when
+    two build at once, the loser's copy is discarded.
+    """
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".mirror-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
     try:
-        _git("clone", "-q", "--mirror", str(source), str(tmp / "repo.git"))
+        build(tmp / "out")
         try:
-            os.rename(tmp / "repo.git", target)
+            os.rename(tmp / "out", target)
         except OSError:
             if not target.is_dir():  # someone else won the race, or a real error
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _bare(source: Path, root: Path) -> Path:
+    """A bare mirror of `source` (a git bundle or a git repository), cached."""
+    target = root / "mirrors" / f"{source.stem}-{_key(source)}.git"
+    return cached_dir(target, lambda out: _git("clone", "-q", "--mirror", str(source), str(out)))
+
+
+def _one_commit_clone(bare: Path, commit: str, out: Path) -> None:
+    out.mkdir()
+    _git("init", "-q", cwd=out)
+    # fetch the one commit by hash: no ref in the shared mirror is touched (workers race)
+    _git("-c", "protocol.file.allow=always", "fetch", "-q", "--depth", "1",
+         "--upload-pack", "git -c uploadpack.allowAnySHA1InWant=true upload-pack",
+         f"file://{bare}", commit, cwd=out)
+    _git("checkout", "-q", "--detach", commit, cwd=out)
+    for ref in _git("for-each-ref", "--format=%(refname)", cwd=out).split():
+        _git("update-ref", "-d", ref, cwd=out)
+    (out / ".git" / "FETCH_HEAD").unlink(missing_ok=True)
 
 
 def snapshot(source: Path, commit: str, root: Path | None = None) -> Path:
@@ -81,30 +104,7 @@ def snapshot(source: Path, commit: str, root: Path | None = None) -> Path:
     except RepoError:
         raise RepoError(f"commit {commit} is not in {source}") from None
     target = root / "snapshots" / f"{source.stem}-{_key(source)}-{full[:12]}"
-    if target.is_dir():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".snap-", dir=target.parent))
-    try:
-        repo = tmp / "repo"
-        repo.mkdir()
-        _git("init", "-q", cwd=repo)
-        # fetch the one commit by hash: no ref in the shared mirror is touched (workers race)
-        _git("-c", "protocol.file.allow=always", "fetch", "-q", "--depth", "1",
-             "--upload-pack", "git -c uploadpack.allowAnySHA1InWant=true upload-pack",
-             f"file://{bare}", full, cwd=repo)
-        _git("checkout", "-q", "--detach", full, cwd=repo)
-        for ref in _git("for-each-ref", "--format=%(refname)", cwd=repo).split():
-            _git("update-ref", "-d", ref, cwd=repo)
-        (repo / ".git" / "FETCH_HEAD").unlink(missing_ok=True)
-        try:
-            os.rename(repo, target)
-        except OSError:
-            if not target.is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return cached_dir(target, lambda out: _one_commit_clone(bare, full, out))
 
 
 def put_repo(session: Session, snapshot_dir: Path, dest: str) -> str:
