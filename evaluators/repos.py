@@ -121,4 +121,4 @@ def put_repo(session: Session, snapshot_dir: Path, dest: str) -> str:
     return dest
 
 
-__all__ = ["GIT_ENV", "RepoError", "cache_dir", "put_repo", "snapshot"]
+__all__ = ["GIT_ENV", "RepoError", "cache_dir", "cached_dir", "put_repo", "snapshot"]
