@@ -7,9 +7,9 @@ textual) are imported inside the command functions so `hgm --help` stays fast.
 
 from __future__ import annotations
 
-import importlib
-
 import typer
+
+from hgm.cli.common import import_optional
 
 COMMAND_MODULES = (
     "hgm.cli.runs",
@@ -32,13 +32,9 @@ def build_app() -> typer.Typer:
         pretty_exceptions_enable=False,
     )
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.register(app)
+        module = import_optional(name)
+        if module is not None:
+            module.register(app)
     return app
 
 

@@ -7,7 +7,6 @@ and add that module's name to `CHECK_MODULES` below.
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import os
 import shutil
@@ -19,7 +18,7 @@ from typing import Callable, Mapping
 
 import typer
 
-from hgm.cli.common import print_json
+from hgm.cli.common import import_optional, print_json
 
 BASE_IMAGE = "hgm-base:latest"
 PROVIDER_KEYS = (
@@ -180,13 +179,9 @@ def all_checks() -> list[Check]:
     """The built-in checks plus those of every importable module in CHECK_MODULES."""
     checks = list(CHECKS)
     for name in CHECK_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        checks.extend(getattr(module, "DOCTOR_CHECKS", ()))
+        module = import_optional(name)
+        if module is not None:
+            checks.extend(getattr(module, "DOCTOR_CHECKS", ()))
     return checks
 
 
