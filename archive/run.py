@@ -94,7 +94,7 @@ class Run:
         self.path = Path(path)
         self._conn = conn
         self._lock = lock
-        self._write_mutex = threading.Lock()
+        self._mutex = threading.RLock()  # one connection, shared by threads: every use holds it
         self._agents: AgentStore | None = None
         row = self._read_one("SELECT config FROM run WHERE id = 1")
         if row is None:
@@ -191,12 +191,13 @@ class Run:
 
     def close(self) -> None:
         """Close the database and git store and release the lock (idempotent)."""
-        if self._agents is not None:
-            self._agents.close()
-            self._agents = None
-        self._conn.close()
-        if self._lock is not None:
-            self._lock.release()
+        with self._mutex:
+            if self._agents is not None:
+                self._agents.close()
+                self._agents = None
+            self._conn.close()
+            if self._lock is not None:
+                self._lock.release()
 
     def __enter__(self) -> "Run":
         return self
@@ -211,32 +212,35 @@ class Run:
     @property
     def agents(self) -> "AgentStore":
         """The git store of agent versions (opened on first use)."""
-        if self._agents is None:
-            from archive.agents_git import AgentStore
+        with self._mutex:
+            if self._agents is None:
+                from archive.agents_git import AgentStore
 
-            self._agents = AgentStore(self.path / GIT_NAME)
-        return self._agents
+                self._agents = AgentStore(self.path / GIT_NAME)
+            return self._agents
 
     # ----- reading -------------------------------------------------------------------
 
     def _read_one(self, sql: str, params: tuple = ()) -> tuple | None:
         try:
-            return self._conn.execute(sql, params).fetchone()
+            with self._mutex:
+                return self._conn.execute(sql, params).fetchone()
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.path, exc) from exc
 
     def _read_all(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
         try:
-            cur = self._conn.execute(sql, params)
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, row)) for row in cur.fetchall()]
+            with self._mutex:
+                cur = self._conn.execute(sql, params)
+                names = [d[0] for d in cur.description]
+                return [dict(zip(names, row)) for row in cur.fetchall()]
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.path, exc) from exc
 
     @contextlib.contextmanager
     def _snapshot(self) -> Iterator[None]:
         """Several reads that see one consistent state, even while another process writes."""
-        with self._write_mutex:
+        with self._mutex:
             self._conn.execute("BEGIN")
             try:
                 yield
@@ -296,10 +300,29 @@ class Run:
             row["payload"] = json.loads(row["payload"])
         return rows
 
+    def llm_totals(self) -> tuple[int, float, int]:
+        """(calls, dollars, tokens) of every model call the run has recorded."""
+        row = self._read_one(
+            "SELECT COUNT(*), COALESCE(SUM(cost_usd), 0), COALESCE(SUM(prompt_tokens + completion_tokens), 0)"
+            " FROM llm_calls"
+        )
+        return int(row[0]), float(row[1]), int(row[2])
+
+    def last_activity(self, since: float) -> float | None:
+        """Time of the last evaluation, expansion or model call recorded at or after `since`."""
+        row = self._read_one(
+            "SELECT MAX(t) FROM (SELECT MAX(finished) AS t FROM evaluations WHERE finished >= ?1"
+            " UNION ALL SELECT MAX(finished) FROM expansions WHERE finished >= ?1"
+            " UNION ALL SELECT MAX(time) FROM llm_calls WHERE time >= ?1)",
+            (since,),
+        )
+        return None if row is None or row[0] is None else float(row[0])
+
     def evaluated_pairs(self) -> set[tuple[int, str]]:
         """(node_id, task_id) pairs that have a measured (0/1) evaluation."""
         try:
-            return set(self._conn.execute("SELECT node_id, task_id FROM evaluations WHERE utility IS NOT NULL"))
+            with self._mutex:
+                return set(self._conn.execute("SELECT node_id, task_id FROM evaluations WHERE utility IS NOT NULL"))
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.path, exc) from exc
 
@@ -311,7 +334,7 @@ class Run:
 
     def _write(self, sql: str, params: tuple = ()) -> int:
         self._require_writable()
-        with self._write_mutex, db.transaction(self._conn):
+        with self._mutex, db.transaction(self._conn):
             cur = self._conn.execute(sql, params)
         return cur.lastrowid
 
@@ -321,7 +344,7 @@ class Run:
             raise ValueError(f"unknown run status {status!r}; expected one of {', '.join(schema.RUN_STATUSES)}")
         self._require_writable()
         now = time.time()
-        with self._write_mutex, db.transaction(self._conn):
+        with self._mutex, db.transaction(self._conn):
             self._conn.execute("UPDATE run SET status = ?, updated = ? WHERE id = 1", (status, now))
             self._conn.execute(
                 "INSERT INTO events (time, kind, payload) VALUES (?, 'status', ?)", (now, json.dumps({"status": status}))
@@ -338,7 +361,7 @@ class Run:
         """Store one finished evaluation in one transaction; returns its row id."""
         self._require_writable()
         try:
-            with self._write_mutex, db.transaction(self._conn):
+            with self._mutex, db.transaction(self._conn):
                 cur = self._conn.execute(f"INSERT INTO evaluations ({EVAL_COLUMNS}) VALUES ({_marks(14)})", record.row())
                 self._conn.execute("UPDATE run SET updated = ? WHERE id = 1", (record.finished,))
         except sqlite3.IntegrityError as exc:
@@ -350,7 +373,7 @@ class Run:
         self._require_writable()
         rows = [r.row() for r in records]
         try:
-            with self._write_mutex, db.transaction(self._conn):
+            with self._mutex, db.transaction(self._conn):
                 self._conn.executemany(f"INSERT INTO evaluations ({EVAL_COLUMNS}) VALUES ({_marks(14)})", rows)
                 self._conn.execute("UPDATE run SET updated = ? WHERE id = 1", (time.time(),))
         except sqlite3.IntegrityError as exc:
@@ -363,7 +386,7 @@ class Run:
         if (record.child_id is None) == (record.status == "ok"):
             raise ValueError("an 'ok' expansion needs its child_id (or use add_node); a failed one has none")
         try:
-            with self._write_mutex, db.transaction(self._conn):
+            with self._mutex, db.transaction(self._conn):
                 cur = self._conn.execute(
                     f"INSERT INTO expansions ({EXPANSION_COLUMNS}) VALUES ({_marks(10)})", record.row()
                 )
@@ -392,7 +415,7 @@ class Run:
         self._require_writable()
         if expansion is not None and (expansion.status != "ok" or expansion.parent_id != parent_id):
             raise ValueError("the expansion of a new node must have status 'ok' and the same parent")
-        with self._write_mutex:
+        with self._mutex:
             parent = self._read_one("SELECT commit_sha FROM nodes WHERE id = ?", (parent_id,))
             if parent is None:
                 raise UnknownNode(f"run {self.path} has no node {parent_id} to expand")
@@ -427,7 +450,7 @@ class Run:
         """
         self._require_writable()
         nodes = list(nodes)
-        with self._write_mutex:
+        with self._mutex:
             (first,) = self._read_one("SELECT COALESCE(MAX(id), -1) + 1 FROM nodes")
             commits = dict(self._conn.execute("SELECT id, commit_sha FROM nodes"))
             rows, now = [], time.time()
@@ -488,11 +511,13 @@ class Run:
 
     def checkout(self, node_id: int, dest: Path) -> None:
         """Write node `node_id`'s agent files into `dest` (must not exist or be empty)."""
-        self.agents.checkout(self.commit_of(node_id), Path(dest))
+        with self._mutex:
+            self.agents.checkout(self.commit_of(node_id), Path(dest))
 
     def diff(self, old_id: int, new_id: int) -> str:
         """What evolution changed from one version to another, as a unified diff."""
-        return self.agents.diff(self.commit_of(old_id), self.commit_of(new_id))
+        with self._mutex:
+            return self.agents.diff(self.commit_of(old_id), self.commit_of(new_id))
 
     def export(self, node_id: int, dest: Path, fmt: str = "dir") -> Path:
         """Write a version as a runnable directory, a patch against the seed, or a git bundle.
@@ -508,6 +533,11 @@ class Run:
         commit = self.commit_of(node_id)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.parent / f".{dest.name}.partial-{os.getpid()}"
+        with self._mutex:
+            self._export_to(node_id, commit, fmt, tmp, dest)
+        return dest
+
+    def _export_to(self, node_id: int, commit: str, fmt: str, tmp: Path, dest: Path) -> None:
         try:
             if fmt == "dir":
                 self.agents.checkout(commit, tmp)
@@ -523,7 +553,6 @@ class Run:
             else:
                 tmp.unlink(missing_ok=True)
             raise
-        return dest
 
 
 def _connect(run_dir: Path, *, writable: bool) -> sqlite3.Connection:

@@ -1,6 +1,7 @@
 """A read-only, in-memory snapshot of a run's tree of agent versions.
 
-Built from hgm.db in two queries; used by the CLI and by the search policies. Each node
+Built from hgm.db in two queries; read by the CLI, the TUI, the final choice and a
+resumed run (which rebuilds its search state from it). Each node
 keeps its own measured evaluations as a list of 0/1 in recording order (infra errors
 and abandoned attempts are not measurements and are left out).
 """

@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from archive import EvalRecord, Run  # noqa: E402
-from hgm.loop.summary import best_in_tree  # noqa: E402
+from hgm.search.report import best_in_tree  # noqa: E402
 
 N_NODES = 10_000
 N_EVALS = 100_000

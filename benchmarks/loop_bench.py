@@ -5,11 +5,12 @@ sandbox) with a scripted, instant model. Every solve makes a small edit, so ever
 is graded for real. Expansions are made instant (the child is the parent plus a comment)
 so that the figures measure evaluation throughput, not the agent's own test suite.
 
-Per evaluation, time is split into:
-  sandbox      opening, filling and removing the agent's sandbox (incl. the task repo)
+Per evaluation (from the archive's timing columns), time is split into:
+  sandbox      the rest of the evaluation: opening, filling and removing the agent's
+               sandbox (incl. the task repo), checkout and artifacts
   agent        the `python -m agent solve` process
   grading      the fresh grading sandbox: apply patch, run the tests, parse the log
-  bookkeeping  the rest: checkout, artifacts, archive transaction, scheduler
+  bookkeeping  recording the result: archive transaction and scheduler
 
 Usage: python benchmarks/loop_bench.py [--evals 200] [--workers 1,2,4] [--sandbox docker]
 Prints a table and, as the last line, a JSON object with the figures.
@@ -31,9 +32,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from archive.records import ExpansionRecord  # noqa: E402
 from hgm.config import build_config  # noqa: E402
-from hgm.loop.executor import ExpansionOutcome  # noqa: E402
-from hgm.loop.jobs import SandboxJobRunner, copy_without_marker  # noqa: E402
-from hgm.loop.runner import create_run, run_session  # noqa: E402
+from hgm.evolve.expand import ExpansionOutcome  # noqa: E402
+from hgm.loop.job_handler import SandboxJobHandler  # noqa: E402
+from hgm.loop.session import create_run, run_session  # noqa: E402
 
 SCRIPT = {
     "default": [
@@ -43,13 +44,13 @@ SCRIPT = {
 }
 
 
-class InstantExpansionRunner(SandboxJobRunner):
+class InstantExpansionHandler(SandboxJobHandler):
     """Expansions copy the parent and append a comment: no model, no sandbox."""
 
     def expand(self, job):  # type: ignore[override]
         parent = job.action.node_id
         child = self.run_dir / "expansions" / f"bench-{self.job_key(job)}"
-        copy_without_marker(self.checkouts.get(parent), child)
+        shutil.copytree(self.checkouts.get(parent), child, ignore=shutil.ignore_patterns(".complete"))
         with (child / "agent" / "prompts.py").open("a") as fh:
             fh.write(f"\n# bench child of {parent}\n")
         return ExpansionOutcome(ExpansionRecord(parent, "ok", lesson="bench", started=time.time()), child)
@@ -65,15 +66,15 @@ def one(evals: int, workers: int, sandbox: str, root: Path) -> dict:
     run = create_run(config, root / f"run-w{workers}")
     try:
         t0 = time.monotonic()
-        result = run_session(run, config, install_signals=False, runner_factory=InstantExpansionRunner)
+        result = run_session(run, config, install_signals=False, handler_factory=InstantExpansionHandler)
         wall = time.monotonic() - t0
+        timings = [e for e in run.evaluations() if e["utility"] is not None]
     finally:
         run.close()
-    timings = result.runner.timings
     n = len(timings)
-    mean = {k: sum(t[k] for t in timings) / max(n, 1) for k in ("sandbox_s", "agent_s", "grade_s", "total_s")}
-    record = result.executor.record_s / max(n, 1)
-    book = max(0.0, mean["total_s"] - mean["sandbox_s"] - mean["agent_s"] - mean["grade_s"]) + record
+    mean = {k: sum(t[k] or 0.0 for t in timings) / max(n, 1) for k in ("agent_s", "grade_s", "total_s")}
+    mean["sandbox_s"] = max(0.0, mean["total_s"] - mean["agent_s"] - mean["grade_s"])
+    book = result.executor.record_s / max(n, 1)
     return {
         "workers": workers,
         "evals": result.summary["evaluations"],

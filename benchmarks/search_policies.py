@@ -15,7 +15,7 @@ import os
 import time
 from pathlib import Path
 
-from hgm.loop import selection
+from hgm.search import selection
 from hgm.sim import report
 from hgm.sim.landscape import load_landscape
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import typer
 
-from hgm.cli.common import import_optional
+from hgm.cli.common import HelpGroup, import_optional
 
 COMMAND_MODULES = (
-    "hgm.cli.runs",
+    "hgm.cli.runs_cmd",
     "hgm.cli.doctor",
     "hgm.cli.sandbox_cmd",
     "hgm.cli.gateway_cmd",
@@ -26,6 +26,7 @@ def build_app() -> typer.Typer:
     """Create the CLI application with every command module that is present."""
     app = typer.Typer(
         name="hgm",
+        cls=HelpGroup,
         help="Evolve a coding agent by letting it rewrite its own code (Huxley-Gödel Machine).",
         no_args_is_help=True,
         add_completion=False,

@@ -13,10 +13,6 @@ if TYPE_CHECKING:
     from evaluators.suite import Suite
     from sandbox.api import Backend
 
-GATEWAY_MOUNT = "/hgm-gateway"
-CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
 def _open_suite(ref: str) -> "Suite":
     from evaluators.repos import RepoError
     from evaluators.suite import SuiteError, load_suite
@@ -81,7 +77,7 @@ def _stage_agent(agent: str, dest: Path) -> Path:
             fail(f"--agent {agent}: NODE must be a node id (e.g. runs/r1:3)")
         from archive import ArchiveError
 
-        from hgm.cli.runs import open_run
+        from hgm.cli.runs_cmd import open_run
 
         checkout = dest.parent / "checkout"
         with open_run(run) as handle:
@@ -191,15 +187,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run an agent on a suite's tasks and grade each patch in a fresh sandbox."""
         import tempfile
-        import threading
-        import time
         from concurrent.futures import ThreadPoolExecutor
 
         from rich.console import Console
         from rich.table import Table
 
-        from evaluators.outcomes import Outcome, wilson_interval
-        from sandbox.api import Mount
+        from archive.stats import wilson_interval
+        from evaluators.outcomes import Outcome
 
         if not model:
             fail("give --model (e.g. openai/gpt-4o-mini with its API key set, local/smollm2, or scripted:FILE)")
@@ -213,48 +207,29 @@ def register(app: typer.Typer) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         agent_dir = _stage_agent(agent, out_dir / ".agent-stage" / "src")
 
-        from hgm.evolve.improve import SandboxLLM
-        from hgm.gateway import GatewayConfig, agent_env, start_gateway
-        from hgm.loop.task_eval import SolveLimits, run_task
+        from hgm.evaluation.evaluate import EvalSetup, SolveLimits, evaluate
+        from hgm.gateway import GatewayConfig, start_gateway
+        from hgm.gateway.costs import CostBook
 
-        spent: dict[str, list[float]] = {}
-        lock = threading.Lock()
-
-        def record(call: Any) -> None:
-            task_id = call.tags.get("task", "")
-            with lock:
-                entry = spent.setdefault(task_id, [0, 0.0])
-                entry[0] += call.prompt_tokens + call.completion_tokens
-                entry[1] += call.cost or 0.0
-
+        costs = CostBook()
         try:
-            gateway = start_gateway(GatewayConfig(model=model), record)
+            gateway = start_gateway(GatewayConfig(model=model), costs)
         except ValueError as exc:
             fail(f"--model {model}: {exc}")
         limits = SolveLimits(max_steps=max_steps, solve_timeout_s=solve_timeout, test_timeout_s=test_timeout)
-
-        def llm_for(task_id: str) -> Any:
-            tags = {"purpose": "eval", "task": task_id}
-            if sandbox.name == "docker":
-                socket_dir, socket_name = Path(gateway.url).parent, Path(gateway.url).name
-                env = agent_env(gateway, tags, url=f"{GATEWAY_MOUNT}/{socket_name}", path=CONTAINER_PATH, home="/tmp")
-                return SandboxLLM(env=env, mounts=(Mount(str(socket_dir), GATEWAY_MOUNT, read_only=True),))
-            return SandboxLLM(env=agent_env(gateway, tags))
+        setup = EvalSetup(backend=sandbox, suite=suite, access=gateway.access, costs=costs, limits=limits, root=out_dir)
 
         rows: list[dict[str, Any]] = []
         with gateway, _progress() as progress:
             bar = progress.add_task(f"{Path(agent).name} on {suite.name}", total=len(runnable))
 
             def one(task: Any) -> dict[str, Any]:
-                started = time.monotonic()
-                run = run_task(sandbox, suite, task, agent_dir, llm_for(task.instance_id),
-                               out_dir / task.instance_id, limits)
-                with lock:
-                    tokens, cost = spent.get(task.instance_id, [0, 0.0])
+                tags = {"purpose": "solve", "task": task.instance_id, "job": task.instance_id}
+                record = evaluate(setup, 0, agent_dir, task, out_dir / task.instance_id, tags)
                 progress.advance(bar)
-                return {"task": task.instance_id, "outcome": run.status, "detail": run.detail,
-                        "seconds": round(time.monotonic() - started, 2), "tokens": int(tokens or run.tokens),
-                        "cost": round(cost, 6), "artifacts": str(out_dir / task.instance_id)}
+                return {"task": task.instance_id, "outcome": record.status, "detail": record.detail,
+                        "seconds": round(record.total_s or 0.0, 2), "tokens": record.tokens,
+                        "cost": round(record.cost_usd, 6), "artifacts": str(out_dir / task.instance_id)}
 
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 rows = list(pool.map(one, runnable))

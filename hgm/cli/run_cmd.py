@@ -54,9 +54,9 @@ def _exit_code(reason: str) -> int:
 def _session(run: Any, config: Any, workers: int | None, json_out: bool, discard_on_setup_error: bool = False) -> int:
     import shutil
 
-    from hgm.loop.runner import RunSetupError, run_session
+    from hgm.loop.session import RunSetupError, run_session
 
-    from hgm.loop.display import LiveDisplay
+    from hgm.cli.display import LiveDisplay
 
     display = LiveDisplay(config.policy.final_rule, config.policy.final_quantile)
     display.start()
@@ -110,7 +110,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Start an evolution run (no options: the offline default on the bundled mini suite)."""
         from hgm.config import ConfigError, build_config, default_run_dir
-        from hgm.loop.runner import RunSetupError, create_run
+        from hgm.loop.session import RunSetupError, create_run
 
         overrides: dict[str, Any] = {
             "suite": suite,
@@ -134,7 +134,7 @@ def register(app: typer.Typer) -> None:
         target = run_dir or default_run_dir()
         if target.exists() and (not target.is_dir() or any(target.iterdir())):
             fail(f"{target} already exists and is not empty; choose a new --run-dir or `hgm resume {target}`")
-        from hgm.loop.runner import load_tasks
+        from hgm.loop.session import load_tasks
 
         try:  # check suite and policy before anything is written
             load_tasks(config)
@@ -163,8 +163,8 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
     ) -> None:
         """Continue a stopped or crashed run with its own config; work in flight is redone."""
-        from hgm.cli.runs import resolve_run_dir
-        from hgm.loop.runner import RunSetupError, open_for_resume
+        from hgm.cli.runs_cmd import resolve_run_dir
+        from hgm.loop.session import RunSetupError, open_for_resume
 
         try:
             handle, config = open_for_resume(resolve_run_dir(run))
@@ -183,8 +183,8 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
         """The node this run ships: the run's final-choice rule (default: lineage-aware estimate) on its tree."""
-        from hgm.cli.runs import open_run
-        from hgm.loop.summary import best_node
+        from hgm.cli.runs_cmd import open_run
+        from hgm.search.report import best_node
 
         with open_run(run) as handle:
             best = best_node(handle)

@@ -1,31 +1,31 @@
 """Self-improvement: the parent's agent rewrites its own source in a sandbox; then acceptance.
 
-1. Sandbox A holds two copies of the parent's source: `/work/runner` (the code that runs)
-   and `/work/src` (a git work tree the agent edits). `python -m agent improve` runs
-   there, with model access only through the gateway (env + socket mount given by the
-   caller), and leaves `patch.diff`, `trajectory.jsonl` and `result.json`.
+1. Sandbox A gets the parent's source twice: the code that runs (`run_agent`'s agent
+   directory) and a git work tree the agent edits (`SRC`). `python -m agent improve` runs
+   there with the model access of the call's tags and leaves its diff and trajectory.
 2. The diff must be non-empty and leave the contract tests untouched.
 3. The diff is applied on the host to a fresh copy of the parent's source.
-4. Sandbox B, fresh, runs the child's own test suite; it must pass.
+4. Sandbox B, fresh and without model access, runs the child's own tests; they must pass.
 
 Every artifact is kept under `work_dir` (one directory per expansion in the run).
 """
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
-from sandbox.api import Backend, Limits, Mount, SandboxError, SandboxSpec
+from sandbox.api import Backend, Limits, SandboxSpec
 
+from hgm.evaluation.run_agent import AgentLimits, AgentRun, run_agent
 from hgm.evolve.acceptance import diff_problem
-from hgm.evolve.context import clip, read_text
+from hgm.evolve.context import clip
+from hgm.gateway.access import ModelAccess
 
-RUNNER, SRC, OUT, PROBLEM, CHILD = "/work/runner", "/work/src", "/work/out", "/work/problem.md", "/work/agent"
+SRC, CHILD = "/work/src", "/work/agent"
 TEST_COMMAND = "python3 -m unittest discover -s agent/tests -t ."
 # The contract modules also run by name, so a child cannot hide them from discovery
 # (e.g. with a load_tests hook in agent/tests/__init__.py).
@@ -37,21 +37,24 @@ _GIT_IDENTITY = ["-c", "user.name=hgm", "-c", "user.email=hgm@localhost", "-c", 
 
 
 @dataclass(frozen=True)
-class SandboxLLM:
-    """How an agent in a sandbox reaches the gateway: environment and mounts."""
-
-    env: Mapping[str, str] = field(default_factory=dict)
-    mounts: tuple[Mount, ...] = ()
-
-
-@dataclass(frozen=True)
 class ImproveLimits:
     improve_timeout_s: float = 600.0
     test_timeout_s: float = 300.0
     max_steps: int = 8
     image: str | None = None  # None: the spec's default (hgm-base)
+    python: str = "python3"  # the interpreter inside the sandbox
     sandbox_limits: Limits = field(default_factory=Limits)
     labels: tuple[tuple[str, str], ...] = ()  # extra sandbox labels, e.g. (("hgm.run", name),)
+
+    def spec(self, purpose: str, access: ModelAccess | None = None) -> SandboxSpec:
+        """A sandbox for `purpose`, with model access only when given."""
+        return SandboxSpec(
+            mounts=tuple(access.mounts) if access else (),
+            env=dict(access.env) if access else {},
+            limits=self.sandbox_limits,
+            labels={**dict(self.labels), "hgm.purpose": purpose},
+            **({"image": self.image} if self.image else {}),
+        )
 
 
 @dataclass
@@ -97,20 +100,10 @@ def apply_diff(work_tree: Path, diff: str) -> str | None:
     return None
 
 
-def _json_or_empty(text: str) -> dict:
-    import json
-
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def run_improve_agent(
-    backend: Backend, parent_dir: Path, problem: str, llm: SandboxLLM, limits: ImproveLimits, work_dir: Path
-) -> tuple[str, dict, float]:
-    """Run the parent's `agent improve` in a sandbox; return (diff, result.json, seconds).
+    backend: Backend, parent_dir: Path, problem: str, access: ModelAccess, limits: ImproveLimits, work_dir: Path
+) -> AgentRun:
+    """Run the parent's `agent improve` on a work tree of its own source, in a sandbox.
 
     Artifacts land in `work_dir`: problem.md, patch.diff, trajectory.jsonl, result.json,
     improve.log. Raises SandboxError on infrastructure failure.
@@ -118,59 +111,20 @@ def run_improve_agent(
     src = work_dir / "src"
     prepare_work_tree(parent_dir, src)
     (work_dir / "problem.md").write_text(problem, encoding="utf-8")
-    spec = SandboxSpec(
-        mounts=tuple(llm.mounts),
-        limits=limits.sandbox_limits,
-        labels={**dict(limits.labels), "hgm.purpose": "improve"},
-        **({"image": limits.image} if limits.image else {}),
-    )
-    started = time.monotonic()
-    with backend.open(spec) as session:
-        session.put(RUNNER, parent_dir)
+    with backend.open(limits.spec("improve", access)) as session:
         session.put(SRC, src)
-        session.put(PROBLEM, problem.encode("utf-8"))
-        r = session.resolve
-        cmd = (
-            f"cd {r(RUNNER)} && python3 -m agent improve --problem {r(PROBLEM)} --repo {r(SRC)} "
-            f"--out {r(OUT)} --max-steps {limits.max_steps}"
-        )
-        env = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": r(RUNNER), **dict(llm.env)}
-        result = session.exec(cmd, timeout=limits.improve_timeout_s, env=env)
-        (work_dir / "improve.log").write_text(
-            f"$ {cmd}\nexit={result.exit_code} timed_out={result.timed_out} duration={result.duration:.1f}s\n"
-            f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}\n",
-            encoding="utf-8",
-        )
-        outputs: dict[str, bytes] = {}
-        for name in ("patch.diff", "trajectory.jsonl", "result.json"):
-            try:
-                outputs[name] = session.get(f"{OUT}/{name}")
-            except (SandboxError, OSError, FileNotFoundError, KeyError):
-                outputs[name] = b""
-    elapsed = time.monotonic() - started
-    for name, data in outputs.items():
-        (work_dir / name).write_bytes(data)
-    agent_result = _json_or_empty(outputs["result.json"].decode("utf-8", errors="replace"))
-    if result.timed_out:
-        agent_result.setdefault("exit_reason", "timeout")
-    elif result.exit_code != 0:
-        agent_result.setdefault("exit_reason", f"crashed (exit {result.exit_code})")
-        agent_result.setdefault("stderr_tail", result.stderr[-1500:])
-    diff = outputs["patch.diff"].decode("utf-8", errors="surrogateescape")
-    return diff, agent_result, elapsed
+        run = run_agent(session, limits.python, parent_dir, "improve", problem, SRC,
+                        AgentLimits(limits.max_steps, limits.improve_timeout_s), env=access.env)
+    run.save(work_dir, "improve.log")
+    return run
 
 
 def run_agent_tests(backend: Backend, child_dir: Path, limits: ImproveLimits) -> tuple[bool, str, float]:
     """Run the child's own unittest suite in a fresh sandbox (no model access)."""
-    spec = SandboxSpec(
-        limits=limits.sandbox_limits,
-        labels={**dict(limits.labels), "hgm.purpose": "agent-tests"},
-        **({"image": limits.image} if limits.image else {}),
-    )
-    with backend.open(spec) as session:
+    with backend.open(limits.spec("agent-tests")) as session:
         session.put(CHILD, child_dir)
         result = session.exec(
-            f"cd {session.resolve(CHILD)} && {TEST_COMMAND} && {CONTRACT_COMMAND}",
+            f"cd {shlex.quote(session.resolve(CHILD))} && {TEST_COMMAND} && {CONTRACT_COMMAND}",
             timeout=limits.test_timeout_s,
             env={"PYTHONDONTWRITEBYTECODE": "1"},
         )
@@ -182,7 +136,7 @@ def self_improve(
     backend: Backend,
     parent_dir: Path,
     problem: str,
-    llm: SandboxLLM,
+    access: ModelAccess,
     limits: ImproveLimits,
     work_dir: Path,
 ) -> ImproveResult:
@@ -191,19 +145,18 @@ def self_improve(
     Raises SandboxError / ImproveError on infrastructure failure (the caller records it).
     """
     work_dir.mkdir(parents=True, exist_ok=True)
-    diff, agent_result, improve_s = run_improve_agent(backend, parent_dir, problem, llm, limits, work_dir)
-    tokens = int(agent_result.get("tokens") or 0) if isinstance(agent_result.get("tokens"), (int, float)) else 0
-    base = ImproveResult(False, diff=diff, agent_result=agent_result, tokens=tokens, improve_s=improve_s)
+    run = run_improve_agent(backend, parent_dir, problem, access, limits, work_dir)
+    diff, agent_result = run.patch, run.result()
+    base = ImproveResult(False, diff=diff, agent_result=agent_result, tokens=run.tokens, improve_s=run.duration)
     problem_text = diff_problem(diff)
     if problem_text:
-        reason = problem_text
         if not diff.strip() and agent_result.get("exit_reason"):
-            reason += f" (agent exit: {agent_result['exit_reason']})"
-        base.reason = reason
+            problem_text += f" (agent exit: {agent_result['exit_reason']})"
+        base.reason = problem_text
         return base
     child = work_dir / "child"
+    # a copy of the parent's work tree: the sandbox's edits never reached the host copy
     shutil.copytree(work_dir / "src", child, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    # reset the copy to the parent commit: the sandbox's edits never reached the host copy
     apply_error = apply_diff(child, diff)
     if apply_error:
         base.reason = apply_error
@@ -213,23 +166,7 @@ def self_improve(
     (work_dir / "agent_tests.log").write_text(output, encoding="utf-8")
     base.test_s, base.test_output = test_s, output
     if not ok:
-        tail = clip(output.strip(), 600)
-        base.reason = f"the agent's own tests fail in a fresh sandbox: {tail}"
+        base.reason = f"the agent's own tests fail in a fresh sandbox: {clip(output.strip(), 600)}"
         return base
     base.accepted, base.child_dir = True, child
     return base
-
-
-__all__ = [
-    "ImproveError",
-    "ImproveLimits",
-    "ImproveResult",
-    "SandboxLLM",
-    "TEST_COMMAND",
-    "apply_diff",
-    "prepare_work_tree",
-    "read_text",
-    "run_agent_tests",
-    "run_improve_agent",
-    "self_improve",
-]

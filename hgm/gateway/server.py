@@ -16,8 +16,9 @@ import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
+from hgm.gateway.access import ModelAccess, model_access
 from hgm.gateway.backends import make_backend
 from hgm.gateway.budget import BudgetLedger
 from hgm.gateway.config import GatewayConfig
@@ -154,6 +155,10 @@ class Gateway:
     def url(self) -> str:
         """What `HGM_LLM_URL` should be on this host: the socket path."""
         return self.socket_path
+
+    def access(self, tags: Mapping[str, object]) -> ModelAccess:
+        """What an agent needs to reach this gateway with calls tagged `tags` (see `ModelAccess`)."""
+        return model_access(self.socket_path, self.config.alias, tags)
 
     def backend_for(self, spec: str) -> Backend:
         """The backend serving `spec`, built on first use."""

@@ -1,5 +1,8 @@
-"""Search loop: in-memory search state, the execution-agnostic scheduler core, final choice.
+"""Run control: one session of an evolution run on real sandboxes.
 
-`state` (tree + measures), `scheduler` (budget, pending work, thread-safe dispatch), and
-`selection` (final-choice rules) are pure; executors that run real sandboxes build on them.
+`session` (set up a run's session: suite, backend, gateway, search state; tear down),
+`scheduler` (budgets, work in flight, thread-safe dispatch of the policy's actions),
+`executor` (worker threads that carry out jobs and record each result in one archive
+transaction), `job_handler` (a job → the evaluation path or one expansion) and
+`checkouts` (agent versions' source trees).
 """

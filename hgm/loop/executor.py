@@ -1,7 +1,7 @@
 """The executor: worker threads that drive the scheduler core and record into the archive.
 
 Each of N workers loops `scheduler.dispatch()`: an evaluation or expansion job is
-carried out by a `JobRunner` (sandboxes, gateway) and its result recorded, in ONE
+carried out by a `JobHandler` (sandboxes, gateway; `hgm.loop.job_handler`) and its result recorded, in ONE
 archive transaction, before it is reported to the scheduler. Evaluations and expansions
 run concurrently and asynchronously, as in the reference; the scheduler's pending
 counters keep the policy aware of work in flight.
@@ -23,15 +23,15 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from archive.errors import ArchiveError, DuplicateEvaluation
 from archive.records import EvalRecord, ExpansionRecord
 from archive.run import Run
 
+from hgm.evolve.expand import ExpansionOutcome
 from hgm.loop.scheduler import Job, Scheduler
-from hgm.policies.base import Evaluate, Expand, Wait
+from hgm.search.actions import Evaluate, Expand, Wait
 
 STOP_REASONS = (
     "budget_evals",
@@ -44,16 +44,7 @@ STOP_REASONS = (
 )
 
 
-@dataclass
-class ExpansionOutcome:
-    """What an expansion job produced: the record, and the child's source when accepted."""
-
-    record: ExpansionRecord
-    child_dir: Path | None = None
-    operator: str = "self_improve"
-
-
-class JobRunner(Protocol):
+class JobHandler(Protocol):
     """Carries out jobs; never writes to the archive itself (the executor does)."""
 
     def evaluate(self, job: Job) -> EvalRecord: ...
@@ -120,19 +111,17 @@ class Executor:
     def __init__(
         self,
         scheduler: Scheduler,
-        runner: JobRunner,
+        handler: JobHandler,
         run: Run,
         limits: ExecutorLimits,
         *,
-        archive_lock: threading.RLock | None = None,
         spent: Callable[[], tuple[float, int]] = lambda: (0.0, 0),
         on_tick: Callable[[Progress], None] | None = None,
     ) -> None:
         self.scheduler = scheduler
-        self.runner = runner
+        self.handler = handler
         self.run_archive = run
         self.limits = limits
-        self.archive_lock = archive_lock or threading.RLock()
         self.spent = spent
         self.on_tick = on_tick
         self._lock = threading.Lock()
@@ -257,7 +246,7 @@ class Executor:
         assert isinstance(action, Evaluate)
         started = time.time()
         try:
-            record = self.runner.evaluate(job)
+            record = self.handler.evaluate(job)
         except Exception as exc:  # noqa: BLE001 - a bug in the machinery is not the agent's failure
             cost, tokens = self._job_cost(job)
             record = EvalRecord(
@@ -270,8 +259,7 @@ class Executor:
             if not self._claim(job):
                 return
             try:
-                with self.archive_lock:
-                    self.run_archive.record_eval(record)
+                self.run_archive.record_eval(record)
             except DuplicateEvaluation as exc:  # cannot happen unless the archive was edited meanwhile
                 self._errors.append(str(exc))
                 self.scheduler.abandon(job)
@@ -298,7 +286,7 @@ class Executor:
         assert isinstance(action, Expand)
         started = time.time()
         try:
-            outcome = self.runner.expand(job)
+            outcome = self.handler.expand(job)
         except Exception as exc:  # noqa: BLE001 - record the failure, keep the run going
             cost, tokens = self._job_cost(job)
             reason = f"internal error: {exc.__class__.__name__}: {exc}"[:2000]
@@ -311,26 +299,25 @@ class Executor:
             if not self._claim(job):
                 return
             try:
-                with self.archive_lock:
-                    if record.status == "ok" and outcome.child_dir is not None:
-                        child_id = self.run_archive.add_node(
-                            action.node_id, outcome.child_dir, outcome.operator, record.lesson, record.diagnosis,
-                            expansion=record,
-                        )
-                    else:
-                        if record.status == "ok":  # accepted without a tree: a runner bug
-                            record = dataclasses.replace(record, status="failed", reason="no child source produced")
-                        self.run_archive.record_expansion(record)
-                        child_id = None
+                if record.status == "ok" and outcome.child_dir is not None:
+                    child_id = self.run_archive.add_node(
+                        action.node_id, outcome.child_dir, outcome.operator, record.lesson, record.diagnosis,
+                        expansion=record,
+                    )
+                else:
+                    if record.status == "ok":  # accepted without a tree: a runner bug
+                        record = dataclasses.replace(record, status="failed", reason="no child source produced")
+                    self.run_archive.record_expansion(record)
+                    child_id = None
             except (ArchiveError, OSError) as exc:
                 self._errors.append(f"archive refused an expansion: {exc}")
                 self.scheduler.abandon(job)
                 return
-            self.scheduler.complete_expansion(job, child_id, cost=record.cost_usd, reason=record.reason)
+            self.scheduler.complete_expansion(job, child_id, cost=record.cost_usd)
 
     def _job_cost(self, job: Job) -> tuple[float, int]:
         try:
-            return self.runner.job_cost(job)
+            return self.handler.job_cost(job)
         except Exception:  # noqa: BLE001
             return 0.0, 0
 
@@ -347,23 +334,22 @@ class Executor:
                 cost, tokens = self._job_cost(job)
                 started = now - (time.monotonic() - state.started)
                 try:
-                    with self.archive_lock:
-                        if isinstance(job.action, Evaluate):
-                            self.run_archive.record_eval(EvalRecord(
-                                job.action.node_id, job.action.task_id, "abandoned", started=started,
-                                tokens=tokens, cost_usd=cost, detail=f"abandoned ({self._stop_reason})",
-                            ))
-                        else:
-                            self.run_archive.record_expansion(ExpansionRecord(
-                                job.action.node_id, "abandoned", reason=f"abandoned ({self._stop_reason})",
-                                cost_usd=cost, tokens=tokens, started=started,
-                            ))
+                    if isinstance(job.action, Evaluate):
+                        self.run_archive.record_eval(EvalRecord(
+                            job.action.node_id, job.action.task_id, "abandoned", started=started,
+                            tokens=tokens, cost_usd=cost, detail=f"abandoned ({self._stop_reason})",
+                        ))
+                    else:
+                        self.run_archive.record_expansion(ExpansionRecord(
+                            job.action.node_id, "abandoned", reason=f"abandoned ({self._stop_reason})",
+                            cost_usd=cost, tokens=tokens, started=started,
+                        ))
                 except ArchiveError as exc:
                     self._errors.append(f"could not record abandoned job {job.id}: {exc}")
                 self.scheduler.abandon(job)
                 self._abandoned += 1
         try:
-            self.runner.cancel_all()
+            self.handler.cancel_all()
         except Exception as exc:  # noqa: BLE001
             self._errors.append(f"cancelling sandboxes failed: {exc}")
 

@@ -9,7 +9,7 @@ same way:
              both: it blocks until a job can start or the search is over)
     Job   -> run job.action (Evaluate or Expand), then report exactly once:
              scheduler.complete_eval(job, success, cost=...)
-             scheduler.complete_expansion(job, child_id or None, cost=..., reason=...)
+             scheduler.complete_expansion(job, child_id or None, cost=...)
              scheduler.abandon(job)      # shutting down: the work is re-queued on resume
 
 Guarantees (all methods are thread-safe, serialised by one lock):
@@ -22,7 +22,7 @@ Guarantees (all methods are thread-safe, serialised by one lock):
   start (nothing evaluable, no expansion allowed) and nothing is in flight, `dispatch`
   returns None, so every search ends;
 - in-flight evaluations and expansions are visible to the policy through the view;
-- failed expansions are recorded with their cost and reason in `state.failed_expansions`.
+- failed expansions are counted in `state.expansions_failed` (their reasons are in the archive).
 
 Optionally the first node (the seed) is measured on `seed_evals` tasks (the first ones of
 the fixed task order) before the policy is consulted; these count against the budget.
@@ -37,8 +37,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hgm.loop.state import SearchState, SearchView
-from hgm.policies.base import Evaluate, Expand, Policy, TaskPicker, Wait
+from hgm.search.state import SearchState, SearchView
+from hgm.policies.base import TaskPicker
+from hgm.search.actions import Evaluate, Expand, Policy, Wait
 
 
 class SchedulerError(RuntimeError):
@@ -200,14 +201,14 @@ class Scheduler:
             self.state.record_eval(action.node_id, action.task_id, bool(success), in_flight=True, cost=cost)
             self._changed.notify_all()
 
-    def complete_expansion(self, job: Job, child_id: int | None, *, cost: float = 0.0, reason: str = "") -> None:
-        """Record an expansion: the new child's id, or None with the reason it failed."""
+    def complete_expansion(self, job: Job, child_id: int | None, *, cost: float = 0.0) -> None:
+        """Record an expansion: the new child's id, or None when it failed."""
         with self._lock:
             action = self._take(job, Expand)
             if child_id is not None and self.state.has_node(child_id):
                 self._in_flight[job.id] = job
                 raise SchedulerError(f"child id {child_id} already exists")
-            self.state.end_expansion(action.node_id, child_id, reason=reason, cost=cost)
+            self.state.end_expansion(action.node_id, child_id, cost=cost)
             self._changed.notify_all()
 
     def abandon(self, job: Job) -> None:

@@ -1,48 +1,15 @@
-"""The policy interface and the helpers every policy shares.
+"""Helpers every policy shares: Thompson draws, tie-breaking, task order, the expand rule.
 
-A policy is any object with `name` and `next_action(view, rng)`. It must not mutate the
-view and must only propose pairs (node, task) that are not yet seen: the scheduler
-checks both and refuses anything else.
+The interface itself (`Policy`, `Evaluate`, `Expand`, `Wait`) lives in `hgm.search.actions`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from hgm.loop.state import SearchView
-
-
-@dataclass(frozen=True)
-class Evaluate:
-    """Run node `node_id`'s agent on task `task_id` and record the 0/1 outcome."""
-
-    node_id: int
-    task_id: str
-
-
-@dataclass(frozen=True)
-class Expand:
-    """Let node `node_id`'s agent improve itself into a child (which may fail)."""
-
-    node_id: int
-
-
-@dataclass(frozen=True)
-class Wait:
-    """Nothing useful can start now; ask again after some in-flight work finishes."""
-
-
-Action = Evaluate | Expand | Wait
-
-
-@runtime_checkable
-class Policy(Protocol):
-    name: str
-
-    def next_action(self, view: SearchView, rng: np.random.Generator) -> Action: ...
+from hgm.search.state import SearchView
 
 
 def cooldown_factor(view: SearchView, beta: float) -> float:

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hgm.loop.state import SearchView
-from hgm.policies.base import Action, Evaluate, Expand, TaskPicker, Wait, expand_wanted, random_argmax, thompson_argmax
+from hgm.search.state import SearchView
+from hgm.policies.base import TaskPicker, expand_wanted, random_argmax, thompson_argmax
+from hgm.search.actions import Action, Evaluate, Expand, Wait
 
 
 @dataclass

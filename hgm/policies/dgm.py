@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hgm.loop.state import SearchView
-from hgm.policies.base import Action, Evaluate, Expand, TaskPicker, Wait, thompson_argmax
+from hgm.search.state import SearchView
+from hgm.policies.base import TaskPicker, thompson_argmax
+from hgm.search.actions import Action, Evaluate, Expand, Wait
 
 
 @dataclass

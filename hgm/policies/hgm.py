@@ -23,9 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hgm.loop import selection
-from hgm.loop.state import SearchView
-from hgm.policies.base import Action, Evaluate, Expand, TaskPicker, Wait, cooldown_factor, expand_wanted, thompson_argmax
+from hgm.search import selection
+from hgm.search.state import SearchView
+from hgm.policies.base import TaskPicker, cooldown_factor, expand_wanted, thompson_argmax
+from hgm.search.actions import Action, Evaluate, Expand, Wait
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from hgm.policies.base import Policy
+from hgm.search.actions import Policy
 from hgm.policies.baselines import BaselineConfig, GreedyPolicy, UniformPolicy
 from hgm.policies.dgm import DGMConfig, DGMPolicy
 from hgm.policies.hgm import HGMConfig, HGMPolicy

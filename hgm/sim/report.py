@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from hgm.loop import selection
+from hgm.search import selection
 from hgm.sim.landscape import Landscape
-from hgm.sim.runner import RunResult, simulate_run
+from hgm.sim.simulation import RunResult, simulate_run
 
 
 def interval(values: Sequence[float]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from archive import SCHEMA_VERSION, EvalRecord, ExpansionRecord, Run
 from hgm.cli import build_app
-from hgm.cli.runs import open_run
+from hgm.cli.runs_cmd import open_run
 from tests.archive.helpers import make_agent, snapshot
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from hgm.evolve.improve import ImproveLimits, SandboxLLM, apply_diff, prepare_work_tree, self_improve
+from hgm.evolve.improve import ImproveLimits, apply_diff, prepare_work_tree, self_improve
+from hgm.gateway.access import ModelAccess
 
 STUB_MAIN = textwrap.dedent('''
     import argparse, os, subprocess, sys
@@ -69,7 +70,7 @@ LIMITS = ImproveLimits(improve_timeout_s=60, test_timeout_s=60)
 
 
 def attempt(backend, parent: Path, tmp_path: Path, problem: str, name: str):
-    return self_improve(backend, parent, problem, SandboxLLM(), LIMITS, tmp_path / name)
+    return self_improve(backend, parent, problem, ModelAccess(), LIMITS, tmp_path / name)
 
 
 def test_accepted_child_has_the_edit_and_nothing_else_changes(backend, parent: Path, tmp_path: Path) -> None:

@@ -21,11 +21,17 @@ def test_agent_env_is_minimal_and_carries_the_gateway(
     monkeypatch.setenv("SOME_OTHER_VAR", "x")
     with start_gateway(GatewayConfig(model=f"scripted:{write_script([])}", alias="solver")) as gateway:
         env = agent_env(gateway, {"node": 4, "task": "t"})
-        mounted = agent_env(gateway, {}, url="/run/hgm/llm.sock", extra={"TZ": "UTC"})
+        extra = agent_env(gateway, {}, extra={"TZ": "UTC"})
+        access = gateway.access({"node": 4})
     assert set(env) == {"PATH", "HOME", "LANG", "LC_ALL", "PYTHONIOENCODING", "HGM_LLM_URL", "HGM_LLM_MODEL", "HGM_LLM_TAGS"}
     assert env["HGM_LLM_URL"] == gateway.socket_path and env["HGM_LLM_MODEL"] == "solver"
     assert json.loads(env["HGM_LLM_TAGS"]) == {"node": "4", "task": "t"}
-    assert mounted["HGM_LLM_URL"] == "/run/hgm/llm.sock" and mounted["TZ"] == "UTC"
+    assert extra["TZ"] == "UTC"
+    # in sandbox terms: the socket's directory mounted read-only, the URL naming it there
+    (mount,) = access.mounts
+    assert mount.source == str(Path(gateway.socket_path).parent) and mount.read_only
+    assert access.env["HGM_LLM_URL"] == f"{mount.target}/{Path(gateway.socket_path).name}"
+    assert not any("KEY" in k or "sk-" in v for k, v in access.env.items())
 
 
 def test_redact_hides_secret_values_and_their_tails() -> None:
@@ -57,3 +63,15 @@ def test_cli_bad_input_is_a_one_line_error(args: list[str], fragment: str) -> No
     result = CliRunner().invoke(build_app(), args)
     assert result.exit_code == 2
     assert fragment in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_model_access_is_in_sandbox_terms_and_maps_to_the_host() -> None:
+    from hgm.gateway.access import SOCKET_MOUNT, model_access
+
+    access = model_access("/tmp/gw/llm.sock", "hgm", {"task": "t1", "node": 3})
+    assert access.env["HGM_LLM_URL"] == f"{SOCKET_MOUNT}/llm.sock"
+    assert json.loads(access.env["HGM_LLM_TAGS"]) == {"node": "3", "task": "t1"}
+    assert access.mounts[0].source == "/tmp/gw" and access.mounts[0].target == SOCKET_MOUNT and access.mounts[0].read_only
+    assert "HOME" not in access.env and "PATH" not in access.env and not any("KEY" in k for k in access.env)
+    host = access.host_env({"PATH": "/bin"})
+    assert host["HGM_LLM_URL"] == "/tmp/gw/llm.sock" and host["PATH"] == "/bin" and host["HGM_LLM_MODEL"] == "hgm"

@@ -15,7 +15,7 @@ import pytest
 from archive.records import EvalRecord, ExpansionRecord
 from archive.run import Run
 from hgm.loop.executor import Executor, ExecutorLimits, ExpansionOutcome
-from hgm.loop.runner import build_state
+from hgm.loop.session import build_state
 from hgm.loop.scheduler import Job, Scheduler
 from hgm.policies import make_policy
 

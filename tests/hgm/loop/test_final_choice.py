@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from archive.tree import Node, Tree
-from hgm.loop import selection
-from hgm.loop.state import SearchState
-from hgm.loop.summary import best_in_tree, final_choice_settings, tree_scores
+from hgm.search import selection
+from hgm.search.state import SearchState
+from hgm.search.report import best_in_tree, final_choice_settings, tree_scores
 
 
 def _tree(spec: dict[int, tuple[int | None, list[int]]]) -> Tree:

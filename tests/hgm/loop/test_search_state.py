@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hgm.loop.state import SearchState, StateError
+from hgm.search.state import SearchState, StateError
 
 TASKS = ("a", "b", "c", "d")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hgm.loop import selection
-from hgm.loop.state import SearchState
+from hgm.search import selection
+from hgm.search.state import SearchState
 
 
 def test_beta_quantile_matches_monte_carlo() -> None:

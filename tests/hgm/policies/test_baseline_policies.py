@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hgm.loop.state import SearchState
+from hgm.search.state import SearchState
 from hgm.policies import Evaluate, Expand, Wait
 from hgm.policies.baselines import BaselineConfig, GreedyPolicy, UniformPolicy
 from hgm.policies.dgm import DGMConfig, DGMPolicy
@@ -106,7 +106,7 @@ def test_baselines_respect_the_expansion_budget(policy: object) -> None:
     rng = np.random.default_rng(0)
     assert isinstance(policy.next_action(st.view(), rng), Expand)
     st.begin_expansion(0)
-    st.end_expansion(0, None, reason="no diff")
+    st.end_expansion(0, None)
     st.budget_expansions = 1
     seen = set()
     for _ in range(len(TASKS) - 2):
@@ -121,7 +121,7 @@ def test_baselines_count_failed_expansions_unless_switched_off() -> None:
     st = _measured({0: [1, 0, 0, 1]}, {0: None})  # 4 ** 0.6 = 2.30
     for _ in range(3):
         st.begin_expansion(0)
-        st.end_expansion(0, None, reason="no diff")
+        st.end_expansion(0, None)
     rng = np.random.default_rng(0)
     assert isinstance(GreedyPolicy().next_action(st.view(), rng), Evaluate)
     off = GreedyPolicy(BaselineConfig(count_failed_expansions=False))

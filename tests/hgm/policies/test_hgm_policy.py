@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from hgm.loop.state import SearchState
+from hgm.search.state import SearchState
 from hgm.policies import Evaluate, Expand, Wait, make_policy
 from hgm.policies.base import cooldown_factor
 from hgm.policies.hgm import HGMConfig, HGMPolicy
@@ -152,10 +152,10 @@ def test_failed_expansions_count_as_attempts_unless_switched_off() -> None:
     counting, ignoring = HGMPolicy(), HGMPolicy(HGMConfig(count_failed_expansions=False))
     for _ in range(2):
         st.begin_expansion(0)
-        st.end_expansion(0, None, reason="own tests failed")
+        st.end_expansion(0, None)
     assert isinstance(counting.next_action(st.view(), rng), Expand)  # 2.30 >= 0 + 2
     st.begin_expansion(0)
-    st.end_expansion(0, None, reason="own tests failed")
+    st.end_expansion(0, None)
     assert isinstance(counting.next_action(st.view(), rng), Evaluate)  # 2.30 < 0 + 3
     assert isinstance(ignoring.next_action(st.view(), rng), Expand)  # 2.30 >= 0 (failures ignored)
     assert make_policy("hgm", {"count_failed_expansions": False}).config.count_failed_expansions is False

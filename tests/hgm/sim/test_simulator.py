@@ -12,7 +12,7 @@ from hgm.cli import build_app
 from hgm.loop import scheduler as scheduler_module
 from hgm.policies.hgm import HGMPolicy
 from hgm.sim.landscape import LandscapeError, load_landscape, parse_landscape, shipped_landscapes
-from hgm.sim.runner import simulate_run
+from hgm.sim.simulation import simulate_run
 from hgm.sim.world import World
 
 

@@ -17,22 +17,13 @@ Not thread-safe on its own; `hgm.loop.scheduler.Scheduler` serialises access.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 
 class StateError(ValueError):
     """An update that contradicts the state (unknown node, duplicate pair, ...)."""
-
-
-@dataclass(frozen=True)
-class FailedExpansion:
-    """An expansion that produced no child, kept with its cost and reason."""
-
-    parent_id: int
-    reason: str
-    cost: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -161,7 +152,7 @@ class SearchState:
     task_ids: tuple[str, ...]
     budget_evals: int | None = None
     budget_expansions: int | None = None
-    failed_expansions: list[FailedExpansion] = field(default_factory=list)
+    expansions_failed: int = 0  # finished expansions that produced no child (reasons: in the archive)
     expansions_succeeded: int = 0
     eval_cost: float = 0.0
     expansion_cost: float = 0.0
@@ -250,7 +241,7 @@ class SearchState:
             evals_completed=self.evals_completed,
             evals_in_flight=self.evals_in_flight,
             expansions_in_flight=self.expansions_in_flight,
-            expansions_failed=len(self.failed_expansions),
+            expansions_failed=self.expansions_failed,
             budget_evals=self.budget_evals,
             budget_expansions=self.budget_expansions,
         )
@@ -329,8 +320,8 @@ class SearchState:
         self._a.pending_exp[self._pos(node_id)] += 1
         self.expansions_in_flight += 1
 
-    def end_expansion(self, parent_id: int, child_id: int | None, *, reason: str = "", cost: float = 0.0) -> None:
-        """Finish an in-flight expansion: add the child, or record the failure."""
+    def end_expansion(self, parent_id: int, child_id: int | None, *, cost: float = 0.0) -> None:
+        """Finish an in-flight expansion: add the child, or count the failure."""
         i = self._pos(parent_id)
         if self._a.pending_exp[i] <= 0:
             raise StateError(f"no expansion of node {parent_id} is in flight")
@@ -338,7 +329,7 @@ class SearchState:
             self.add_node(child_id, parent_id)
             self.expansions_succeeded += 1
         else:
-            self.failed_expansions.append(FailedExpansion(parent_id, reason or "unknown", cost))
+            self.expansions_failed += 1
         self._a.pending_exp[i] -= 1
         self.expansions_in_flight -= 1
         self.expansion_cost += cost

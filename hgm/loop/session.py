@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import signal
 import tempfile
@@ -29,11 +30,18 @@ import numpy as np
 from archive.run import Run
 from archive.tree import Tree
 
+from sandbox.tracking import TrackingBackend
+
 from hgm.config import ConfigError, RunConfig, config_from_frozen
-from hgm.loop.executor import Executor, ExecutorLimits, JobRunner, Progress, RunOutcome
+from hgm.evaluation.evaluate import EvalSetup, SolveLimits
+from hgm.evolve.expand import ExpandSetup
+from hgm.evolve.improve import ImproveLimits
+from hgm.gateway.costs import CostBook
+from hgm.loop.executor import Executor, ExecutorLimits, JobHandler, Progress, RunOutcome
+from hgm.loop.job_handler import SandboxJobHandler
 from hgm.loop.scheduler import Scheduler
-from hgm.loop.state import FailedExpansion, SearchState
-from hgm.loop.summary import earlier_elapsed, run_summary, spent_so_far
+from hgm.search.report import earlier_elapsed, run_summary, spent_so_far
+from hgm.search.state import SearchState
 
 FINISHED_REASONS = ("budget_evals", "budget_usd", "wall_clock", "exhausted")
 
@@ -48,15 +56,19 @@ class SessionResult:
     summary: dict[str, Any]
     session: str
     messages: list[str] = field(default_factory=list)
-    executor: Any = None  # kept for benchmarks and tests (timings, record_s)
-    runner: Any = None
+    executor: Any = None  # kept for benchmarks and tests (record_s)
+    handler: Any = None
 
 
 def seed_agent_tree(dest: Path) -> Path:
-    """Copy the installed seed agent package into `dest/agent` (the tree stored as node 0)."""
-    import agent
+    """Copy the installed seed agent package into `dest/agent` (the tree stored as node 0).
 
-    src = Path(agent.__file__).resolve().parent
+    The package is found by path, never imported: hgm does not depend on the agent's code.
+    """
+    spec = importlib.util.find_spec("agent")
+    if spec is None or spec.origin is None:
+        raise RunSetupError("the seed agent package `agent` is not installed; reinstall hgm (pip install -e .)")
+    src = Path(spec.origin).resolve().parent
     shutil.copytree(src, dest / "agent", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return dest
 
@@ -100,9 +112,7 @@ def build_state(tree: Tree, task_ids: list[str], failed: list[dict[str, Any]], e
         state.record_eval(row["node_id"], row["task_id"], bool(row["utility"]), in_flight=False,
                           cost=float(row.get("cost_usd") or 0.0))
     state.expansions_succeeded = state.n_nodes - 1
-    for row in failed:
-        if row["status"] == "failed" and state.has_node(row["parent_id"]):
-            state.failed_expansions.append(FailedExpansion(row["parent_id"], row["reason"], float(row["cost_usd"] or 0.0)))
+    state.expansions_failed = sum(1 for row in failed if row["status"] == "failed" and state.has_node(row["parent_id"]))
     return state
 
 
@@ -178,22 +188,22 @@ def run_session(
     workers: int | None = None,
     on_tick: Callable[[Progress], None] | None = None,
     install_signals: bool = True,
-    runner_factory: Callable[..., JobRunner] | None = None,
+    handler_factory: Callable[..., JobHandler] | None = None,
     backend: Any = None,
 ) -> SessionResult:
-    """Run one session on an open, writable run until it ends; the run stays open."""
-    from hgm.loop.jobs import CostBook, LLMAccess, SandboxJobRunner, TrackingBackend
+    """Run one session on an open, writable run until it ends; the run stays open.
 
+    `handler_factory(**parts)` replaces the job handler (benchmarks and tests); it gets the
+    keyword arguments of `SandboxJobHandler`.
+    """
     suite, tasks, notes = load_tasks(config)
-    archive_lock = threading.RLock()
-    with archive_lock:
-        state = build_state(run.tree(), list(tasks), run.expansions(), run.evaluations())
-        previous_sessions = len(run.events("session_start"))
-        elapsed_before = earlier_elapsed(run)
-        preload = spent_so_far(run)
+    state = build_state(run.tree(), list(tasks), run.expansions(), run.evaluations())
+    previous_sessions = len(run.events("session_start"))
+    elapsed_before = earlier_elapsed(run)
+    preload = spent_so_far(run)
     scheduler = make_scheduler(config, state, previous_sessions)
     session = uuid.uuid4().hex[:8]
-    costs = CostBook(run, archive_lock, preload)
+    costs = CostBook(lambda record: store_call(run, record), preload)
     wall_left = None
     if config.budget.wall_clock_s is not None:
         wall_left = max(0.0, config.budget.wall_clock_s - elapsed_before)
@@ -201,12 +211,10 @@ def run_session(
         tracking = TrackingBackend(backend if backend is not None else _backend(config))
         gateway = _gateway(config, costs, preload)
         stack.callback(gateway.close)
-        llm = LLMAccess(gateway.socket_path, gateway.config.alias, tracking.name)
-        factory = runner_factory or SandboxJobRunner
-        runner = factory(
-            run=run, config=config, suite=suite, tasks=tasks, backend=tracking, llm=llm,
-            gateway_url=gateway.url, costs=costs, archive_lock=archive_lock, session_id=session,
-            session_index=previous_sessions,
+        handler = (handler_factory or SandboxJobHandler)(
+            run=run, eval_setup=eval_setup(config, suite, tracking, gateway, costs, run.path),
+            expand_setup=expand_setup(config, tasks, tracking, gateway, run.path.name), costs=costs, backend=tracking,
+            session_id=session, session_index=previous_sessions, seed=config.seed,
         )
         limits = ExecutorLimits(
             workers=workers or config.workers,
@@ -214,31 +222,72 @@ def run_session(
             wall_clock_s=wall_left,
             grace_period_s=config.grace_period_s,
         )
-        executor = Executor(scheduler, runner, run, limits, archive_lock=archive_lock,
-                            spent=costs.totals, on_tick=on_tick)
-        with archive_lock:
-            run.log_event("session_start", {
-                "session": session, "workers": limits.workers, "backend": tracking.name, "model": config.model,
-                "evals_done": state.evals_completed, "nodes": state.n_nodes, "notes": notes,
-            })
-            run.set_status("running")
+        executor = Executor(scheduler, handler, run, limits, spent=costs.totals, on_tick=on_tick)
+        run.log_event("session_start", {
+            "session": session, "workers": limits.workers, "backend": tracking.name, "model": config.model,
+            "evals_done": state.evals_completed, "nodes": state.n_nodes, "notes": notes,
+        })
+        run.set_status("running")
         restore = _install_signals(executor) if install_signals else (lambda: None)
         stack.callback(restore)
         outcome = executor.run()
         status = "finished" if outcome.stop_reason in FINISHED_REASONS else "stopped"
-        with archive_lock:
-            run.log_event("session_end", {
-                "session": session, "reason": outcome.stop_reason, "elapsed_s": outcome.elapsed_s,
-                "abandoned": outcome.abandoned, "errors": outcome.errors[:20],
-            })
-            run.set_status(status)
-    with archive_lock:
-        summary = run_summary(run)
+        run.log_event("session_end", {
+            "session": session, "reason": outcome.stop_reason, "elapsed_s": outcome.elapsed_s,
+            "abandoned": outcome.abandoned, "errors": outcome.errors[:20],
+        })
+        run.set_status(status)
+    summary = run_summary(run)
     summary["stop_reason"] = outcome.stop_reason
     summary["abandoned"] = outcome.abandoned
     summary["session_elapsed_s"] = round(outcome.elapsed_s, 3)
     summary["budget_evals"] = config.budget.evals
-    return SessionResult(outcome, summary, session, notes, executor, runner)
+    return SessionResult(outcome, summary, session, notes, executor, handler)
+
+
+def eval_setup(config: RunConfig, suite: Any, backend: Any, gateway: Any, costs: CostBook, root: Path) -> EvalSetup:
+    """What every evaluation of this run shares (limits from the run's agent config)."""
+    limits = SolveLimits(
+        max_steps=config.agent.solve_step_limit,
+        solve_timeout_s=config.agent.solve_timeout_s,
+        test_timeout_s=config.agent.test_timeout_s,
+        labels=(("hgm.run", Path(root).name),),
+    )
+    return EvalSetup(backend=backend, suite=suite, access=gateway.access, costs=costs, limits=limits, root=Path(root))
+
+
+def expand_setup(config: RunConfig, tasks: dict[str, Any], backend: Any, gateway: Any, run_name: str) -> ExpandSetup:
+    """What every expansion of this run shares."""
+    from evaluators.grading import python_for
+
+    limits = ImproveLimits(
+        improve_timeout_s=config.agent.improve_timeout_s,
+        test_timeout_s=config.agent.test_timeout_s,
+        max_steps=config.agent.improve_step_limit,
+        python=python_for(backend),
+        labels=(("hgm.run", run_name),),
+    )
+    return ExpandSetup(backend=backend, access=gateway.access, gateway_url=gateway.url, alias=gateway.config.alias,
+                       model=config.model, tasks=tasks, evolve=config.evolve, limits=limits,
+                       diagnose_timeout_s=config.agent.improve_timeout_s)
+
+
+def store_call(run: Run, record: Any) -> None:
+    """Store one gateway call record in the run's archive (its tags give node, task, purpose)."""
+    tags = record.tags or {}
+    node = tags.get("node")
+    run.record_llm_call(
+        model=str(record.model),
+        purpose=tags.get("purpose", ""),
+        node_id=int(node) if node is not None and str(node).isdigit() else None,
+        task_id=tags.get("task"),
+        prompt_tokens=int(record.prompt_tokens),
+        completion_tokens=int(record.completion_tokens),
+        cost_usd=float(record.cost or 0.0),
+        latency_s=record.latency_s,
+        error=record.error,
+        at=record.started_at,
+    )
 
 
 def _install_signals(executor: Executor) -> Callable[[], None]:

@@ -19,7 +19,7 @@ STOP_TEXT = {
 def best_line(view: Any, rule: str, quantile: float) -> str:
     """'node N: s/n resolved, 95% interval [lo, hi]' for the node the final-choice rule ships now."""
     from archive.stats import wilson_interval
-    from hgm.loop import selection
+    from hgm.search import selection
 
     if view is None or int(view.own_evals.sum()) == 0:
         return "-"

@@ -1,5 +1,7 @@
 """`hgm runs`, `hgm show` and `hgm export`: read runs from the archive.
 
+Scores and listings come from `hgm.search.report` (shared with the TUI).
+
 The archive (and gitpython behind it) is imported inside the commands so `hgm --help`
 stays fast.
 """
@@ -16,7 +18,7 @@ import typer
 from hgm.cli.common import fail, print_json
 
 if TYPE_CHECKING:
-    from archive import Run, Tree
+    from archive import Run
 
 DEFAULT_RUNS_DIR = Path("runs")
 DEFAULT_MAX_ROWS = 300
@@ -48,96 +50,6 @@ def open_run(run: str, *, writable: bool = False) -> Iterator["Run"]:
         handle.close()
 
 
-def _when(ts: float | None) -> str:
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
-
-
-def _iso(ts: float | None) -> str | None:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="seconds") if ts else None
-
-
-def node_rows(tree: "Tree", config: dict[str, Any]) -> list[dict[str, Any]]:
-    """One dict per node in tree order: counts, mean, 95% Wilson interval, final-choice score."""
-    from archive.stats import wilson_interval
-    from hgm.loop.summary import final_choice_settings, tree_scores
-
-    scores = tree_scores(tree, *final_choice_settings(config))
-    clades = tree.clade_counts()
-    rows = []
-    for node, depth in tree.preorder():
-        n, s = len(node.evals), node.successes
-        lo, hi = wilson_interval(s, n)
-        cs, cf = clades[node.id]
-        rows.append(
-            {
-                "id": node.id,
-                "parent": node.parent_id,
-                "depth": depth,
-                "evals": n,
-                "resolved": s,
-                "mean": s / n if n else None,
-                "ci95": [lo, hi] if n else None,
-                "score": scores[node.id] if n else None,
-                "clade_evals": cs + cf,
-                "clade_mean": cs / (cs + cf) if cs + cf else None,
-                "status": node.status,
-                "operator": node.operator,
-                "commit": node.commit,
-            }
-        )
-    return rows
-
-
-def trusted_subtree(tree: "Tree", scores: dict[int, float], limit: int) -> set[int]:
-    """Ids of the highest-scoring nodes plus all their ancestors, about `limit` in all."""
-    keep: set[int] = set()
-    for node_id in sorted(scores, key=lambda i: (-scores[i], i)):
-        if len(keep) >= limit:
-            break
-        while node_id is not None and node_id not in keep and node_id in tree.nodes:
-            keep.add(node_id)
-            node_id = tree[node_id].parent_id
-    return keep
-
-
-def best_summary(tree: "Tree", config: dict[str, Any]) -> dict[str, Any] | None:
-    """The node the run's final-choice rule ships, with its own mean; None before any evaluation."""
-    from hgm.loop.summary import best_in_tree, final_choice_settings
-
-    best = best_in_tree(tree, *final_choice_settings(config))
-    if best is None:
-        return None
-    return {"node": best["node"], "mean": best["mean"], "evals": best["evals"], "rule": best["rule"]}
-
-
-def _find_runs(directory: Path) -> list[Path]:
-    if (directory / "hgm.db").exists():
-        return [directory]
-    return sorted(p for p in directory.iterdir() if p.is_dir() and (p / "hgm.db").exists())
-
-
-def _run_summary(path: Path) -> dict[str, Any]:
-    from archive import ArchiveError, Run
-
-    try:
-        with Run.open(path) as run:
-            info = run.info()
-            best = best_summary(run.tree(), run.config)
-    except ArchiveError as exc:
-        return {"id": path.name, "path": str(path), "status": "unreadable", "error": str(exc)}
-    return {
-        "id": path.name,
-        "path": str(path),
-        "created": _iso(info.created),
-        "updated": _iso(info.updated),
-        "status": info.status,
-        "nodes": info.nodes,
-        "evaluations": info.evaluations,
-        "best": best,
-        "hgm_version": info.hgm_version,
-    }
-
-
 def _console():
     """A rich console; when output is not a terminal, wide enough that rows do not wrap."""
     from rich.console import Console
@@ -161,13 +73,15 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="Print the runs as JSON."),
     ) -> None:
         """List the runs in a folder: id, created, status, nodes, evaluations, best score."""
+        from hgm.search.report import find_runs, run_listing
+
         if directory is None and not DEFAULT_RUNS_DIR.exists():
             summaries = []  # nothing has run here yet: not an error
         elif not (directory or DEFAULT_RUNS_DIR).is_dir():
             fail(f"{directory} is not a folder; pass the folder that holds your runs (default ./runs)")
         else:
             directory = directory or DEFAULT_RUNS_DIR
-            summaries = [_run_summary(p) for p in _find_runs(directory)]
+            summaries = [run_listing(p) for p in find_runs(directory)]
         directory = directory or DEFAULT_RUNS_DIR
         summaries.sort(key=lambda r: r.get("created") or "")
         if json_out:
@@ -202,6 +116,8 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Show a run's tree: node, parent, evaluations, mean with 95% interval, status."""
+        from hgm.search.report import best_summary, iso_time, node_rows, trusted_subtree
+
         with open_run(run) as handle:
             info = handle.info()
             tree = handle.tree()
@@ -217,7 +133,7 @@ def register(app: typer.Typer) -> None:
                     "run": {
                         "id": Path(info.path).name,
                         "path": info.path,
-                        "created": _iso(info.created),
+                        "created": iso_time(info.created),
                         "status": info.status,
                         "nodes": info.nodes,
                         "evaluations": info.evaluations,
@@ -285,6 +201,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Export an agent version as a runnable directory, a patch against the seed, or a git bundle."""
         from archive import EXPORT_FORMATS
+        from hgm.search.report import best_summary
 
         if fmt not in EXPORT_FORMATS:
             fail(f"unknown --format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from hgm.loop import selection
+from hgm.search import selection
 from hgm.loop.scheduler import Job, Scheduler
-from hgm.loop.state import SearchState
-from hgm.policies import Wait, make_policy
-from hgm.policies.base import Policy
+from hgm.search.state import SearchState
+from hgm.policies import make_policy
+from hgm.search.actions import Policy, Wait
 from hgm.sim.landscape import Landscape
 from hgm.sim.world import World
 
@@ -120,14 +120,14 @@ def simulate_run(
         else:
             child = world.expand(action.node_id)
             if child is None:
-                scheduler.complete_expansion(job, None, reason="simulated: the self-modification produced no child")
+                scheduler.complete_expansion(job, None)
             else:
                 scheduler.complete_expansion(job, child)
     # A search that ran out of work (every pair seen) ships the same agent at later points.
     for point in points[next_point:]:
         record(point)
     result.evals_used = state.evals_completed
-    result.failed_expansions = len(state.failed_expansions)
+    result.failed_expansions = state.expansions_failed
     result.virtual_time = clock
     result.compute_seconds = time.perf_counter() - started
     return result

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hgm.loop.state import SearchView
+from hgm.search.state import SearchView
 
 RULES = ("raw-mean", "best-belief", "lineage")
 DEFAULT_RULE = "lineage"

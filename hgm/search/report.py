@@ -1,15 +1,22 @@
-"""The summary of a run: counts, spending, and the node to ship with its interval."""
+"""Scores read from an archive: the node to ship, per-node rows, run summaries and listings.
+
+The CLI (`hgm show`, `runs`, `best`, `export --best`), the live display, the TUI and the
+run loop all read these, so every view of a run agrees on its numbers.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
+from archive.errors import ArchiveError
 from archive.run import Run
 from archive.stats import wilson_interval
 from archive.tree import Tree
-from hgm.loop import selection
+from hgm.search import selection
 
 
 def final_choice_settings(config: Mapping[str, Any]) -> tuple[str, float]:
@@ -70,9 +77,7 @@ def run_summary(run: Run) -> dict[str, Any]:
     by_status: dict[str, int] = {}
     for row in evals:
         by_status[row["status"]] = by_status.get(row["status"], 0) + 1
-    calls = run._read_one(  # noqa: SLF001 - one aggregate query; the archive offers no helper
-        "SELECT COUNT(*), COALESCE(SUM(cost_usd), 0), COALESCE(SUM(prompt_tokens + completion_tokens), 0) FROM llm_calls"
-    )
+    calls = run.llm_totals()
     info = run.info()
     return {
         "run_dir": str(run.path),
@@ -92,10 +97,8 @@ def run_summary(run: Run) -> dict[str, Any]:
 
 def spent_so_far(run: Run) -> tuple[float, int]:
     """Dollars and tokens of every model call the run has recorded."""
-    row = run._read_one(  # noqa: SLF001
-        "SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(prompt_tokens + completion_tokens), 0) FROM llm_calls"
-    )
-    return float(row[0]), int(row[1])
+    _, cost, tokens = run.llm_totals()
+    return cost, tokens
 
 
 def earlier_elapsed(run: Run) -> float:
@@ -110,12 +113,87 @@ def earlier_elapsed(run: Run) -> float:
         starts.pop(end["payload"].get("session"), None)
         total += float(end["payload"].get("elapsed_s", 0.0))
     for started in starts.values():
-        row = run._read_one(  # noqa: SLF001
-            "SELECT MAX(t) FROM (SELECT MAX(finished) AS t FROM evaluations WHERE finished >= ?1"
-            " UNION ALL SELECT MAX(finished) FROM expansions WHERE finished >= ?1"
-            " UNION ALL SELECT MAX(time) FROM llm_calls WHERE time >= ?1)",
-            (started,),
-        )
-        if row and row[0] is not None:
-            total += max(0.0, float(row[0]) - started)
+        last = run.last_activity(started)
+        if last is not None:
+            total += max(0.0, last - started)
     return total
+
+
+def node_rows(tree: Tree, config: dict[str, Any]) -> list[dict[str, Any]]:
+    """One dict per node in tree order: counts, mean, 95% Wilson interval, final-choice score."""
+    scores = tree_scores(tree, *final_choice_settings(config))
+    clades = tree.clade_counts()
+    rows = []
+    for node, depth in tree.preorder():
+        n, s = len(node.evals), node.successes
+        lo, hi = wilson_interval(s, n)
+        cs, cf = clades[node.id]
+        rows.append(
+            {
+                "id": node.id,
+                "parent": node.parent_id,
+                "depth": depth,
+                "evals": n,
+                "resolved": s,
+                "mean": s / n if n else None,
+                "ci95": [lo, hi] if n else None,
+                "score": scores[node.id] if n else None,
+                "clade_evals": cs + cf,
+                "clade_mean": cs / (cs + cf) if cs + cf else None,
+                "status": node.status,
+                "operator": node.operator,
+                "commit": node.commit,
+            }
+        )
+    return rows
+
+
+def trusted_subtree(tree: Tree, scores: dict[int, float], limit: int) -> set[int]:
+    """Ids of the highest-scoring nodes plus all their ancestors, about `limit` in all."""
+    keep: set[int] = set()
+    for node_id in sorted(scores, key=lambda i: (-scores[i], i)):
+        if len(keep) >= limit:
+            break
+        while node_id is not None and node_id not in keep and node_id in tree.nodes:
+            keep.add(node_id)
+            node_id = tree[node_id].parent_id
+    return keep
+
+
+def best_summary(tree: Tree, config: dict[str, Any]) -> dict[str, Any] | None:
+    """The node the run's final-choice rule ships, with its own mean; None before any evaluation."""
+    best = best_in_tree(tree, *final_choice_settings(config))
+    if best is None:
+        return None
+    return {"node": best["node"], "mean": best["mean"], "evals": best["evals"], "rule": best["rule"]}
+
+
+def find_runs(directory: Path) -> list[Path]:
+    if (directory / "hgm.db").exists():
+        return [directory]
+    return sorted(p for p in directory.iterdir() if p.is_dir() and (p / "hgm.db").exists())
+
+
+def run_listing(path: Path) -> dict[str, Any]:
+    try:
+        with Run.open(path) as run:
+            info = run.info()
+            best = best_summary(run.tree(), run.config)
+    except ArchiveError as exc:
+        return {"id": path.name, "path": str(path), "status": "unreadable", "error": str(exc)}
+    return {
+        "id": path.name,
+        "path": str(path),
+        "created": iso_time(info.created),
+        "updated": iso_time(info.updated),
+        "status": info.status,
+        "nodes": info.nodes,
+        "evaluations": info.evaluations,
+        "best": best,
+        "hgm_version": info.hgm_version,
+    }
+
+
+def iso_time(ts: float | None) -> str | None:
+    """A unix time as ISO 8601 in UTC, or None."""
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="seconds") if ts else None

@@ -1,0 +1,118 @@
+"""The one evaluation path: an agent version on one task, graded, as an `EvalRecord`.
+
+`hgm run` (through the loop's job handler) and `hgm eval` both call `evaluate`:
+1. a sandbox from the task's image gets the pristine repository (`suite.prepare`) and the
+   model access of the call's tags; `run_agent` runs `python -m agent solve` there;
+2. its patch is graded by `evaluators.grading.grade` in a FRESH sandbox;
+3. the outcome becomes an archive status: an agent that runs out of time without leaving
+   a patch is a `timeout` (a measurement: the agent's own doing); sandbox or environment
+   failures are `error_infra` (never scored). Dollars and tokens come from the gateway's
+   cost book (the call tag `job`), not from what the agent claims.
+
+Artifacts (patch, trajectory, agent result and log, test log, grading report) are kept in
+`out_dir`; their paths are stored relative to `EvalSetup.root`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from archive.records import EvalRecord
+from evaluators.grading import grade, python_for
+from evaluators.suite import TESTBED, Suite
+from evaluators.task import Task
+from sandbox.api import Backend, Limits, SandboxSpec
+
+from hgm.evaluation.run_agent import AgentLimits, AgentRun, run_agent
+from hgm.gateway.access import ModelAccess
+from hgm.gateway.costs import CostBook
+
+
+@dataclass(frozen=True)
+class SolveLimits:
+    """Limits of one evaluation: the agent's steps and time, the grading's time, the sandbox."""
+
+    max_steps: int = 6
+    solve_timeout_s: float = 300.0
+    test_timeout_s: float = 300.0
+    sandbox_limits: Limits = field(default_factory=Limits)
+    labels: tuple[tuple[str, str], ...] = ()  # extra sandbox labels, e.g. (("hgm.run", name),)
+
+
+@dataclass(frozen=True)
+class EvalSetup:
+    """What every evaluation of one run (or one `hgm eval`) shares."""
+
+    backend: Backend
+    suite: Suite
+    access: Callable[[Mapping[str, object]], ModelAccess]  # the gateway's `access`
+    costs: CostBook
+    limits: SolveLimits = field(default_factory=SolveLimits)
+    root: Path | None = None  # artifact paths are stored relative to it when inside it
+
+
+def evaluate(
+    setup: EvalSetup, node_id: int, agent_dir: Path, task: Task, out_dir: Path, tags: Mapping[str, object]
+) -> EvalRecord:
+    """Run the agent in `agent_dir` (a folder holding `agent/`) on `task` and grade its patch.
+
+    `tags` label the model calls; their `job` value keys the cost book.
+    """
+    started, t0 = time.time(), time.monotonic()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = {"node_id": node_id, "task_id": task.instance_id, "started": started}
+
+    def record(status: str, detail: str, **extra: Any) -> EvalRecord:
+        cost, tokens = setup.costs.job(str(tags.get("job", "")))
+        return EvalRecord(**base, status=status, detail=detail, cost_usd=cost, tokens=tokens,
+                          total_s=time.monotonic() - t0, **extra)
+
+    try:
+        run = _solve(setup, agent_dir, task, tags)
+    except Exception as exc:  # noqa: BLE001 - sandbox, engine or suite failure: not the agent's doing
+        return record("error_infra", f"agent sandbox failed: {exc.__class__.__name__}: {exc}"[:2000])
+    run.save(out_dir)
+    paths = {"trajectory_path": _rel(setup.root, out_dir / "trajectory.jsonl")}
+    if run.timed_out and not run.patch.strip():
+        return record("timeout", f"the agent ran past {setup.limits.solve_timeout_s:g} s without a patch",
+                      agent_s=run.duration, log_path=_rel(setup.root, out_dir / "agent.log"), **paths)
+    limits = setup.limits
+    graded = grade(run.patch, task, setup.suite, setup.backend, timeout=limits.test_timeout_s,
+                   limits=limits.sandbox_limits)
+    (out_dir / "test.log").write_text(graded.log, encoding="utf-8")
+    (out_dir / "report.json").write_text(json.dumps(graded.to_dict(), default=str, indent=1), encoding="utf-8")
+    detail = graded.detail
+    if run.exit_code != 0 and not run.timed_out:
+        detail = (detail + "; " if detail else "") + f"agent exited {run.exit_code}"
+    return record(graded.outcome.value, detail, agent_s=run.duration, grade_s=graded.duration,
+                  log_path=_rel(setup.root, out_dir / "test.log"), **paths)
+
+
+def _solve(setup: EvalSetup, agent_dir: Path, task: Task, tags: Mapping[str, object]) -> AgentRun:
+    access = setup.access(tags)
+    limits = setup.limits
+    spec = SandboxSpec(
+        image=setup.suite.image(task),
+        mounts=tuple(access.mounts),
+        env=dict(access.env),
+        limits=limits.sandbox_limits,
+        labels={**dict(limits.labels), "hgm.purpose": "solve", "hgm.task": task.instance_id},
+    )
+    with setup.backend.open(spec) as session:
+        testbed = setup.suite.prepare(session, task, TESTBED)
+        return run_agent(session, python_for(setup.backend), agent_dir, "solve", task.problem_statement, testbed,
+                         AgentLimits(limits.max_steps, limits.solve_timeout_s), env=access.env)
+
+
+def _rel(root: Path | None, path: Path) -> str:
+    """`path` relative to `root` when it lies inside it (portable archives), else absolute."""
+    if root is not None:
+        try:
+            return str(path.resolve().relative_to(root.resolve()))
+        except ValueError:
+            pass
+    return str(path)
