@@ -29,6 +29,7 @@ from typing import Any, Literal, Mapping
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 PolicyName = Literal["hgm", "dgm", "greedy", "uniform"]
+DEFAULT_MODEL = "local/smollm2"
 SandboxName = Literal["auto", "docker", "local"]
 
 
@@ -109,14 +110,41 @@ class PolicyConfig(_Frozen):
         return {**by_name[self.name], **self.options}
 
 
-class AgentConfig(_Frozen):
-    """Limits given to every agent run (solve and improve)."""
+AgentProfile = Literal["auto", "local", "provider"]
 
+# Agent limits by model class. Local models are slow and weak: a few steps keep a run in
+# minutes. Hosted and self-hosted models get room to read, edit, test and submit, as the
+# field's base agents do (up to 250 steps and $3 per SWE-bench instance; 1,800 s per test run).
+AGENT_PROFILES: dict[str, dict[str, Any]] = {
+    "local": {"solve_step_limit": 4, "improve_step_limit": 4, "solve_timeout_s": 300.0,
+              "improve_timeout_s": 600.0, "test_timeout_s": 300.0, "attempt_usd": None},
+    "provider": {"solve_step_limit": 100, "improve_step_limit": 100, "solve_timeout_s": 1800.0,
+                 "improve_timeout_s": 3600.0, "test_timeout_s": 1800.0, "attempt_usd": 3.0},
+}
+
+
+def agent_profile(model: str, profile: str = "auto") -> str:
+    """The limits profile of `model`: `local` for local/ models, `provider` for the rest.
+
+    Scripted and replayed models stand in for providers, so they get provider limits.
+    """
+    if profile != "auto":
+        return profile
+    return "local" if model.startswith("local/") else "provider"
+
+
+class AgentConfig(_Frozen):
+    """Limits given to every agent run (solve and improve); unset ones come from the profile."""
+
+    profile: AgentProfile = Field(
+        "auto", description="limits by model class: local (local/ models) or provider (everything else)"
+    )
     solve_timeout_s: float = Field(300.0, gt=0)
     improve_timeout_s: float = Field(600.0, gt=0)
     solve_step_limit: int = Field(4, ge=1)
     improve_step_limit: int = Field(4, ge=1)
-    test_timeout_s: float = Field(300.0, gt=0, description="the agent's own unittest suite")
+    test_timeout_s: float = Field(300.0, gt=0, description="the agent's own tests and every grading test run")
+    attempt_usd: float | None = Field(None, gt=0, description="dollars one attempt (evaluation or expansion) may spend")
 
 
 class EvolveConfig(_Frozen):
@@ -148,7 +176,8 @@ class RunConfig(_Frozen):
     suite: str = "mini"
     tasks: tuple[str, ...] | None = Field(None, description="task ids to use (default: all of the suite)")
     max_tasks: int | None = Field(None, ge=1, description="use only the first N tasks")
-    model: str = "local/smollm2"
+    model: str = DEFAULT_MODEL
+    api_base: str | None = Field(None, description="OpenAI-compatible server for the model (vLLM, Ollama, llama.cpp)")
     sandbox: SandboxName = "auto"
     workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1, le=256)
     seed: int = 0
@@ -158,6 +187,19 @@ class RunConfig(_Frozen):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
     evolve: EvolveConfig = Field(default_factory=EvolveConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _agent_limits_for_the_model(cls, data: Any) -> Any:
+        """Fill the agent limits not given explicitly from the model's profile."""
+        if not isinstance(data, Mapping):
+            return data
+        agent = dict(data.get("agent") or {})
+        profile = agent_profile(str(data.get("model", DEFAULT_MODEL)), str(agent.get("profile", "auto")))
+        if profile not in AGENT_PROFILES:
+            return data  # the field validation names the bad value
+        agent = {**AGENT_PROFILES[profile], **agent, "profile": profile}
+        return {**data, "agent": agent}
 
     @model_validator(mode="after")
     def _seed_evals_within_budget(self) -> "RunConfig":

@@ -177,11 +177,14 @@ def register(app: typer.Typer) -> None:
         suite_ref: str = typer.Option(..., "--suite", help="Bundled suite name or path."),
         tasks: Optional[list[str]] = typer.Option(None, "--tasks", help="Only these task ids (repeatable)."),
         model: Optional[str] = typer.Option(None, "--model", help="Gateway model spec, e.g. openai/gpt-4o-mini, local/smollm2, scripted:FILE."),
+        api_base: Optional[str] = typer.Option(None, "--api-base", help="OpenAI-compatible server for --model (vLLM, Ollama, llama.cpp)."),
         workers: int = typer.Option(1, "--workers", min=1, help="Tasks run in parallel."),
         backend: str = typer.Option("auto", "--backend", help="auto, docker or local."),
-        max_steps: int = typer.Option(6, "--max-steps", min=1, help="Agent steps per task."),
-        solve_timeout: float = typer.Option(600.0, "--solve-timeout", help="Seconds the agent may run per task."),
-        test_timeout: float = typer.Option(300.0, "--test-timeout", help="Seconds per test run in grading."),
+        agent_profile: str = typer.Option("auto", "--agent-profile", help="Agent limits: auto (by model), local or provider (as in `hgm run`)."),
+        max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Agent steps per task (default: the profile's)."),
+        solve_timeout: Optional[float] = typer.Option(None, "--solve-timeout", help="Seconds the agent may run per task."),
+        test_timeout: Optional[float] = typer.Option(None, "--test-timeout", help="Seconds per test run in grading."),
+        attempt_usd: Optional[float] = typer.Option(None, "--attempt-usd", help="Dollars one task attempt may spend."),
         out: Optional[Path] = typer.Option(None, "--out", help="Directory for artifacts (default: a new temp dir)."),
         json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
@@ -197,6 +200,17 @@ def register(app: typer.Typer) -> None:
 
         if not model:
             fail("give --model (e.g. openai/gpt-4o-mini with its API key set, local/smollm2, or scripted:FILE)")
+        from hgm.config import ConfigError, build_config
+
+        try:  # the same limits `hgm run` would give this model
+            agent_limits = build_config(overrides={"model": model, "agent": {
+                "profile": agent_profile, "solve_step_limit": max_steps, "solve_timeout_s": solve_timeout,
+                "test_timeout_s": test_timeout, "attempt_usd": attempt_usd}}).agent
+        except ConfigError as exc:
+            fail(str(exc))
+        from hgm.cli.run_cmd import check_model_or_fail
+
+        check_model_or_fail(model, api_base)
         suite = _open_suite(suite_ref)
         selected = _select(suite, tasks)
         sandbox = _open_backend(backend)
@@ -208,15 +222,17 @@ def register(app: typer.Typer) -> None:
         agent_dir = _stage_agent(agent, out_dir / ".agent-stage" / "src")
 
         from hgm.evaluation.evaluate import EvalSetup, SolveLimits, evaluate
-        from hgm.gateway import GatewayConfig, start_gateway
+        from hgm.gateway import start_gateway
+        from hgm.gateway.config import run_gateway_config
         from hgm.gateway.costs import CostBook
 
         costs = CostBook()
         try:
-            gateway = start_gateway(GatewayConfig(model=model), costs)
+            gateway = start_gateway(run_gateway_config(model, api_base=api_base, attempt_usd=agent_limits.attempt_usd), costs)
         except ValueError as exc:
             fail(f"--model {model}: {exc}")
-        limits = SolveLimits(max_steps=max_steps, solve_timeout_s=solve_timeout, test_timeout_s=test_timeout)
+        limits = SolveLimits(max_steps=agent_limits.solve_step_limit, solve_timeout_s=agent_limits.solve_timeout_s,
+                             test_timeout_s=agent_limits.test_timeout_s)
         setup = EvalSetup(backend=sandbox, suite=suite, access=gateway.access, costs=costs, limits=limits, root=out_dir)
 
         rows: list[dict[str, Any]] = []
@@ -237,7 +253,8 @@ def register(app: typer.Typer) -> None:
         resolved = sum(r["outcome"] == Outcome.RESOLVED.value for r in measured)
         low, high = wilson_interval(resolved, len(measured))
         summary = {
-            "suite": suite.name, "agent": agent, "model": model, "backend": sandbox.name,
+            "suite": suite.name, "agent": agent, "model": model, "api_base": api_base, "backend": sandbox.name,
+            "agent_limits": agent_limits.model_dump(mode="json"),
             "tasks": rows, "skipped": skipped, "measured": len(measured), "resolved": resolved,
             "resolve_rate": resolved / len(measured) if measured else None, "ci95": [low, high],
             "infra_errors": len(rows) - len(measured),

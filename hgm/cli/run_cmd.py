@@ -46,9 +46,19 @@ def _best_text(best: dict[str, Any] | None) -> str:
 def _exit_code(reason: str) -> int:
     if reason == "interrupted":
         return EXIT_INTERRUPTED
-    if reason in ("infra_errors", "internal_error"):
+    if reason in ("infra_errors", "internal_error", "provider_errors"):
         return EXIT_FAILED
     return 0
+
+
+def check_model_or_fail(model: str, api_base: str | None) -> None:
+    """One tiny call to the model before anything is written; a one-line error (exit 2) if it fails."""
+    from hgm.gateway.preflight import ModelCheckError, check_model
+
+    try:
+        check_model(model, api_base)
+    except ModelCheckError as exc:
+        fail(str(exc))
 
 
 def _session(run: Any, config: Any, workers: int | None, json_out: bool, discard_on_setup_error: bool = False) -> int:
@@ -81,8 +91,11 @@ def _session(run: Any, config: Any, workers: int | None, json_out: bool, discard
         print_json(result.summary)
     else:
         _print_summary(result.summary)
-        if result.outcome.stop_reason == "interrupted":
-            typer.echo(f"stopped; continue with: hgm resume {result.summary['run_dir']}", err=True)
+    reason = result.outcome.stop_reason
+    if reason in ("interrupted", "provider_errors", "infra_errors"):
+        why = {"interrupted": "stopped", "provider_errors": "stopped: the model provider keeps failing (see the warning above); fix it, then",
+               "infra_errors": "stopped: the sandboxes keep failing (see the warning above); fix it, then"}[reason]
+        typer.echo(f"{why} continue with: hgm resume {result.summary['run_dir']}", err=True)
     return _exit_code(result.outcome.stop_reason)
 
 
@@ -94,7 +107,10 @@ def register(app: typer.Typer) -> None:
         suite: Optional[str] = typer.Option(None, "--suite", help="Task suite: bundled name (mini), path, or swebench:NAME."),
         tasks: Optional[str] = typer.Option(None, "--tasks", help="Comma-separated task ids (default: all)."),
         max_tasks: Optional[int] = typer.Option(None, "--max-tasks", help="Use only the first N tasks."),
-        model: Optional[str] = typer.Option(None, "--model", help="local/smollm2, openai/..., scripted:FILE, replay:DIR."),
+        model: Optional[str] = typer.Option(None, "--model", help="local/smollm2, openai/..., hosted_vllm/..., ollama/..., scripted:FILE, replay:DIR."),
+        api_base: Optional[str] = typer.Option(
+            None, "--api-base", help="OpenAI-compatible server for --model (vLLM, Ollama, llama.cpp), e.g. http://127.0.0.1:8000/v1."
+        ),
         policy: Optional[str] = typer.Option(None, "--policy", help="hgm | dgm | greedy | uniform."),
         budget_evals: Optional[int] = typer.Option(None, "--budget-evals", help="Task evaluations in all."),
         budget_usd: Optional[float] = typer.Option(None, "--budget-usd", help="Dollars of model calls in all."),
@@ -103,6 +119,14 @@ def register(app: typer.Typer) -> None:
         seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (runs with a scripted model repeat)."),
         seed_evals: Optional[int] = typer.Option(None, "--seed-evals", help="Measure the seed on N tasks first."),
         sandbox: Optional[str] = typer.Option(None, "--sandbox", help="auto | docker | local."),
+        agent_profile: Optional[str] = typer.Option(
+            None, "--agent-profile", help="Agent limits: auto (by model), local (4 steps, 300 s) or provider (100 steps, 1800 s, $3 per attempt)."
+        ),
+        solve_steps: Optional[int] = typer.Option(None, "--solve-steps", help="Agent steps per task evaluation (default: the profile's)."),
+        improve_steps: Optional[int] = typer.Option(None, "--improve-steps", help="Agent steps per self-improvement (default: the profile's)."),
+        solve_timeout: Optional[float] = typer.Option(None, "--solve-timeout", help="Seconds an agent may take on a task."),
+        test_timeout: Optional[float] = typer.Option(None, "--test-timeout", help="Seconds per test run (grading and the agent's own tests)."),
+        attempt_usd: Optional[float] = typer.Option(None, "--attempt-usd", help="Dollars one evaluation or expansion may spend."),
         include_test_patch: Optional[bool] = typer.Option(
             None, "--include-test-patch/--no-test-patch", help="Show hidden tests to the diagnosis (leaks them)."
         ),
@@ -117,6 +141,7 @@ def register(app: typer.Typer) -> None:
             "tasks": [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
             "max_tasks": max_tasks,
             "model": model,
+            "api_base": api_base,
             "workers": workers,
             "seed": seed,
             "seed_evals": seed_evals,
@@ -124,6 +149,8 @@ def register(app: typer.Typer) -> None:
             "policy": {"name": policy},
             "budget": {"evals": budget_evals, "usd": budget_usd, "wall_clock_s": budget_time},
             "evolve": {"include_test_patch": include_test_patch},
+            "agent": {"profile": agent_profile, "solve_step_limit": solve_steps, "improve_step_limit": improve_steps,
+                      "solve_timeout_s": solve_timeout, "test_timeout_s": test_timeout, "attempt_usd": attempt_usd},
         }
         if config_file is not None and not config_file.is_file():
             fail(f"config file {config_file} does not exist; pass an existing run.toml")
@@ -145,6 +172,7 @@ def register(app: typer.Typer) -> None:
             fail(str(exc))
         except (TypeError, ValueError) as exc:
             fail(f"policy {config.policy.name}: {exc}")
+        check_model_or_fail(config.model, config.api_base)
         try:
             run = create_run(config, target)
         except RunSetupError as exc:
@@ -170,6 +198,11 @@ def register(app: typer.Typer) -> None:
             handle, config = open_for_resume(resolve_run_dir(run))
         except RunSetupError as exc:
             fail(str(exc))
+        try:
+            check_model_or_fail(config.model, config.api_base)
+        except typer.Exit:
+            handle.close()
+            raise
         typer.echo(f"resuming {handle.path}", err=True)
         try:
             code = _session(handle, config, workers, json_out)

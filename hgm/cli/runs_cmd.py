@@ -50,6 +50,19 @@ def open_run(run: str, *, writable: bool = False) -> Iterator["Run"]:
         handle.close()
 
 
+def settings_line(settings: dict[str, Any]) -> str:
+    """Model and agent limits of a run, in one line."""
+    agent = settings.get("agent") or {}
+    if not agent:
+        return f"model {settings.get('model') or '-'}"
+    where = f" at {settings['api_base']}" if settings.get("api_base") else ""
+    usd = f", ${agent['attempt_usd']:.2f} per attempt" if agent.get("attempt_usd") else ""
+    return (f"model {settings.get('model')}{where}; agent limits ({agent.get('profile', '-')}): "
+            f"solve {agent.get('solve_step_limit')} steps / {agent.get('solve_timeout_s'):g} s, "
+            f"improve {agent.get('improve_step_limit')} steps / {agent.get('improve_timeout_s'):g} s, "
+            f"tests {agent.get('test_timeout_s'):g} s{usd}")
+
+
 def _console():
     """A rich console; when output is not a terminal, wide enough that rows do not wrap."""
     from rich.console import Console
@@ -116,7 +129,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Show a run's tree: node, parent, evaluations, mean with 95% interval, status."""
-        from hgm.search.report import best_summary, iso_time, node_rows, trusted_subtree
+        from hgm.search.report import best_summary, iso_time, node_rows, run_settings, trusted_subtree
 
         with open_run(run) as handle:
             info = handle.info()
@@ -138,6 +151,7 @@ def register(app: typer.Typer) -> None:
                         "nodes": info.nodes,
                         "evaluations": info.evaluations,
                     },
+                    "settings": run_settings(config),
                     "best": best,
                     "nodes": rows,
                     "failed_expansions": failed,
@@ -176,6 +190,7 @@ def register(app: typer.Typer) -> None:
                 r["operator"],
             )
         console = _console()
+        console.print(settings_line(run_settings(config)))
         console.print(table)
         if len(shown) < len(rows):
             console.print(

@@ -6,8 +6,10 @@
 2. its patch is graded by `evaluators.grading.grade` in a FRESH sandbox;
 3. the outcome becomes an archive status: an agent that runs out of time without leaving
    a patch is a `timeout` (a measurement: the agent's own doing); sandbox or environment
-   failures are `error_infra` (never scored). Dollars and tokens come from the gateway's
-   cost book (the call tag `job`), not from what the agent claims.
+   failures are `error_infra` (never scored), and so is an attempt during which the model
+   provider failed (rejected key, unknown model, outage after the gateway's retries).
+   Dollars and tokens come from the gateway's cost book (the call tag `job`), not from
+   what the agent claims.
 
 Artifacts (patch, trajectory, agent result and log, test log, grading report) are kept in
 `out_dir`; their paths are stored relative to `EvalSetup.root`.
@@ -30,6 +32,7 @@ from sandbox.api import Backend, Limits, SandboxSpec
 from hgm.evaluation.run_agent import AgentLimits, AgentRun, run_agent
 from hgm.gateway.access import ModelAccess
 from hgm.gateway.costs import CostBook
+from hgm.gateway.records import PROVIDER_FAILED
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,9 @@ def evaluate(
         return record("error_infra", f"agent sandbox failed: {exc.__class__.__name__}: {exc}"[:2000])
     run.save(out_dir)
     paths = {"trajectory_path": _rel(setup.root, out_dir / "trajectory.jsonl")}
+    failures = setup.costs.provider_failures(str(tags.get("job", "")))
+    if failures:  # the agent met a provider failure: not a measurement of the agent
+        return record("error_infra", f"{PROVIDER_FAILED}: {failures[-1]}"[:2000], agent_s=run.duration, **paths)
     if run.timed_out and not run.patch.strip():
         return record("timeout", f"the agent ran past {setup.limits.solve_timeout_s:g} s without a patch",
                       agent_s=run.duration, log_path=_rel(setup.root, out_dir / "agent.log"), **paths)

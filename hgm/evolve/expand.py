@@ -28,6 +28,7 @@ from hgm.evolve.improve import ImproveError, ImproveLimits, self_improve
 from hgm.evolve.lessons import EvalView, Lesson, pick_lesson
 from hgm.evolve.llm_client import ChatReply, chat
 from hgm.gateway.access import ModelAccess
+from hgm.gateway.records import PROVIDER_FAILED
 
 
 @dataclass
@@ -37,6 +38,7 @@ class ExpansionOutcome:
     record: ExpansionRecord
     child_dir: Path | None = None
     operator: str = "self_improve"
+    infra: bool = False  # not the agent's doing (e.g. the model provider failed): not a failed expansion
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,13 @@ def expand(
     work_dir: Path,
     tags: Mapping[str, object],
     cost: Callable[[], tuple[float, int]],
+    provider_failures: Callable[[], list[str]] = list,
 ) -> ExpansionOutcome:
-    """Try to make a child of `parent_id` (source in `parent_dir`); `cost()` reads the job's spend."""
+    """Try to make a child of `parent_id` (source in `parent_dir`).
+
+    `cost()` reads the job's spend so far; `provider_failures()` the messages of its model
+    calls that failed for the provider's reasons (any makes the attempt an infra outcome).
+    """
     started = time.time()
     lesson = pick_lesson(list(evals), rng)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -86,9 +93,12 @@ def expand(
     if diagnosis.fell_back and reason:
         reason = f"{reason} (diagnosis fell back to the lesson's default text)"
     dollars, tokens = cost()
+    failures = provider_failures()
+    if failures:
+        accepted, reason = False, f"{PROVIDER_FAILED}: {failures[-1]}"[:2000]
     record = ExpansionRecord(
         parent_id,
-        "ok" if accepted else "failed",
+        "ok" if accepted else ("abandoned" if failures else "failed"),
         reason="" if accepted else (reason or "rejected"),
         cost_usd=dollars,
         tokens=tokens,
@@ -96,7 +106,7 @@ def expand(
         lesson=lesson.label(),
         diagnosis=diagnosis.summary(),
     )
-    return ExpansionOutcome(record, child if accepted else None)
+    return ExpansionOutcome(record, child if accepted else None, infra=bool(failures))
 
 
 def diagnosis_context(setup: ExpandSetup, lesson: Lesson, parent_dir: Path) -> DiagnosisContext:

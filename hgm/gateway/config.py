@@ -48,3 +48,25 @@ class GatewayConfig:
     retry_max_wait: float = 30.0
     request_timeout: float = 300.0
     max_body_bytes: int = 8_000_000
+
+
+def run_gateway_config(
+    model: str,
+    *,
+    api_base: str | None = None,
+    run_usd: float | None = None,
+    attempt_usd: float | None = None,
+    seed: int | None = None,
+) -> GatewayConfig:
+    """The gateway of a run or an `hgm eval`: its model, server, run budget and per-attempt cap.
+
+    The per-attempt cap is a dollar limit on every value of the `job` tag (one evaluation or
+    one expansion).
+    """
+    return GatewayConfig(
+        model=model,
+        api_base=api_base,
+        run_budget=BudgetLimit(cost=run_usd),
+        tag_budgets={"job": BudgetLimit(cost=attempt_usd)} if attempt_usd else {},
+        seed=seed,
+    )

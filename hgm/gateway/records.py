@@ -77,3 +77,26 @@ def read_records(path: Path) -> Iterator[CallRecord]:
                 yield CallRecord.from_dict(data)
             except TypeError:  # a line missing required fields
                 continue
+
+
+PROVIDER_FAILED = "model provider failed"  # how records of such attempts begin their detail
+# Error kinds the gateway gives to failures that are the provider's, not the caller's.
+PROVIDER_ERROR_KINDS = ("authentication_error", "model_unavailable", "provider_error", "internal_error")
+
+
+def provider_failure(record: CallRecord) -> str | None:
+    """The failure's message when the call failed for the provider's reasons, else None.
+
+    A rejected key, an unknown model, a server that is down or answers 5xx after the
+    gateway's retries, or a backend that crashed are not the agent's doing; a budget
+    refusal (402), a malformed request or a prompt longer than the model's context are.
+    """
+    if record.status in (0, 200, 402) or not record.error:
+        return None
+    kind, _, message = record.error.partition(": ")
+    if kind not in PROVIDER_ERROR_KINDS:
+        return None
+    lowered = message.lower()
+    if "contextwindowexceeded" in lowered or "context length" in lowered or "context window" in lowered:
+        return None
+    return message or kind

@@ -12,8 +12,9 @@ Run control, from the thread that calls `run()` (the main thread in the CLI):
 - `interrupt()` once (Ctrl-C): stop starting work, wait for work in flight up to the
   grace period, then abandon the rest; twice: abandon now. Abandoned work is recorded
   as `abandoned` (not a measurement) and the scheduler frees its (node, task) pair, so
-  `hgm resume` re-queues it. An infrastructure error (`error_infra`) is recorded and its
-  pair freed the same way; too many in a row stop the run.
+  `hgm resume` re-queues it. An infrastructure error (`error_infra`, or an expansion the
+  model provider broke off) is recorded and its work freed the same way; too many in a row
+  stop the run (`infra_errors`, or `provider_errors` when the provider failed).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from archive.records import EvalRecord, ExpansionRecord
 from archive.run import Run
 
 from hgm.evolve.expand import ExpansionOutcome
+from hgm.gateway.records import PROVIDER_FAILED
 from hgm.loop.scheduler import Job, Scheduler
 from hgm.search.actions import Evaluate, Expand, Wait
 
@@ -40,6 +42,7 @@ STOP_REASONS = (
     "interrupted",
     "exhausted",
     "infra_errors",
+    "provider_errors",
     "internal_error",
 )
 
@@ -270,12 +273,8 @@ class Executor:
                 self._begin_stop("internal_error")
                 return
             if record.utility is None:
-                self._infra_total += 1
-                self._infra_streak += 1
                 self.scheduler.abandon(job)
-                if self._infra_streak >= self.limits.max_infra_streak:
-                    self._errors.append(f"{self._infra_streak} infrastructure errors in a row; last: {record.detail[:300]}")
-                    self._begin_stop("infra_errors")
+                self._count_infra(record.detail)
             else:
                 self._infra_streak = 0
                 self.scheduler.complete_eval(job, record.utility == 1, cost=record.cost_usd)
@@ -313,7 +312,22 @@ class Executor:
                 self._errors.append(f"archive refused an expansion: {exc}")
                 self.scheduler.abandon(job)
                 return
+            if outcome.infra:  # not the agent's doing: the attempt is free again, not a failure
+                self.scheduler.abandon(job)
+                self._count_infra(record.reason)
+                return
             self.scheduler.complete_expansion(job, child_id, cost=record.cost_usd)
+
+    def _count_infra(self, detail: str) -> None:
+        """One more infrastructure error in a row; too many stop the run (hold self._lock)."""
+        self._infra_total += 1
+        self._infra_streak += 1
+        if self._infra_streak < self.limits.max_infra_streak:
+            return
+        provider = detail.startswith(PROVIDER_FAILED)
+        what = "model provider failures" if provider else "infrastructure errors"
+        self._errors.append(f"{self._infra_streak} {what} in a row; last: {detail[:300]}")
+        self._begin_stop("provider_errors" if provider else "infra_errors")
 
     def _job_cost(self, job: Job) -> tuple[float, int]:
         try:

@@ -80,8 +80,10 @@ class SandboxJobHandler:
         # seeded by run seed, session number and job number: a rerun with the same seed repeats
         rng = random.Random(f"{self.seed}-{self.session_index}-{job.id}")
         work_dir = self.run_dir / "expansions" / f"node{parent}-{self.job_key(job)}"
+        key = self.job_key(job)
         return expand(self.expand_setup, parent, self.checkouts.get(parent), self.eval_views(parent), rng,
-                      work_dir, self.tags(job, parent), lambda: self.job_cost(job))
+                      work_dir, self.tags(job, parent), lambda: self.costs.job(key),
+                      lambda: self.costs.provider_failures(key))
 
     def eval_views(self, node_id: int) -> list[EvalView]:
         """The node's evaluations as lesson picking sees them (artifact paths made absolute)."""

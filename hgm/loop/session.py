@@ -165,13 +165,11 @@ def _backend(config: RunConfig) -> Any:
 
 
 def _gateway(config: RunConfig, recorder: Callable, preload: tuple[float, int]) -> Any:
-    from hgm.gateway import BudgetLimit, GatewayConfig, start_gateway
+    from hgm.gateway import start_gateway
+    from hgm.gateway.config import run_gateway_config
 
-    gw_config = GatewayConfig(
-        model=config.model,
-        run_budget=BudgetLimit(cost=config.budget.usd),
-        seed=config.seed,
-    )
+    gw_config = run_gateway_config(config.model, api_base=config.api_base, run_usd=config.budget.usd,
+                                   attempt_usd=config.agent.attempt_usd, seed=config.seed)
     try:
         gateway = start_gateway(gw_config, recorder)
     except ValueError as exc:

@@ -19,6 +19,11 @@ from archive.tree import Tree
 from hgm.search import selection
 
 
+def run_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The model, its server and the agent limits a run's frozen config holds."""
+    return {"model": config.get("model"), "api_base": config.get("api_base"), "agent": dict(config.get("agent") or {})}
+
+
 def final_choice_settings(config: Mapping[str, Any]) -> tuple[str, float]:
     """(rule, quantile) of the final choice from a run's frozen config (defaults if absent)."""
     policy = config.get("policy") or {}

@@ -51,6 +51,8 @@ class LitellmBackend:
         }
         if self._api_base:
             kwargs["api_base"] = self._api_base
+            if not os.environ.get(f"{self._model.split('/')[0].upper()}_API_KEY"):
+                kwargs["api_key"] = "none"  # self-hosted servers (vLLM, llama.cpp) often need no key
         for name in ("max_tokens", "temperature", "top_p", "seed"):
             value = getattr(params, name)
             if value is not None:

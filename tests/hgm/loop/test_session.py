@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 from archive.records import EvalRecord, ExpansionRecord
 from archive.run import Run
 from hgm.gateway.costs import CostBook
+from hgm.gateway.records import CallRecord
 from hgm.loop.session import build_state, seed_agent_tree, store_call
 from hgm.search.report import earlier_elapsed, run_summary
 
@@ -47,9 +47,9 @@ def test_cost_book_records_calls_and_sums_per_job(tmp_path: Path) -> None:
     run = new_run(tmp_path)
     book = CostBook(lambda record: store_call(run, record), preload=(1.0, 100))
 
-    def call(job: str, cost: float, node: str = "0") -> SimpleNamespace:
-        return SimpleNamespace(tags={"job": job, "node": node, "task": "t", "purpose": "solve"}, prompt_tokens=10,
-                               completion_tokens=5, cost=cost, model="m", latency_s=0.1, error=None, started_at=1.0)
+    def call(job: str, cost: float, node: str = "0") -> CallRecord:
+        return CallRecord(started_at=1.0, tags={"job": job, "node": node, "task": "t", "purpose": "solve"},
+                          model="m", status=200, prompt_tokens=10, completion_tokens=5, cost=cost, latency_s=0.1)
 
     book(call("j1", 0.25))
     book(call("j1", 0.25))
