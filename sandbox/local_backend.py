@@ -143,6 +143,8 @@ class LocalSession:
             target = _parts(mount.target)
             if not mount.target.startswith("/") or not target:
                 raise SandboxError(f"mount target {mount.target!r} must be an absolute path other than /")
+            if not Path(mount.source).exists():
+                raise SandboxError(f"mount source {mount.source} does not exist")
             self._mounts.append((target, Path(mount.source).resolve(), mount))
         self._mounts.sort(key=lambda m: -len(m[0]))
         self.root = Path(tempfile.mkdtemp(prefix="hgm-sbx-"))

@@ -262,6 +262,11 @@ def test_read_only_mount_refuses_put(backend, gateway_dir: Path):
     assert sorted(p.name for p in gateway_dir.iterdir()) == ["gateway.sock"]
 
 
+def test_a_missing_mount_source_is_a_sandbox_error(backend, tmp_path: Path):
+    with pytest.raises(SandboxError, match="does not exist"):
+        backend.open(spec(mounts=(Mount(str(tmp_path / "missing"), "/hgm-gateway"),)))
+
+
 def test_spec_env_applies_to_every_exec_and_exec_env_wins(backend):
     with backend.open(spec(env={"A": "spec-a", "B": "spec-b"})) as box:
         assert box.exec('echo "$A $B"', env={"B": "exec-b"}).stdout == "spec-a exec-b\n"

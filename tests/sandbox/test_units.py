@@ -144,3 +144,12 @@ def test_auto_falls_back_to_local_with_a_reason(caplog):
     assert backend.name == "local"
     assert "hgm-no-such-image:never" in backend.selection_reason or "Docker" in backend.selection_reason
     assert any("sandbox backend: local" in r.getMessage() for r in caplog.records)
+
+
+def test_require_or_skip_fails_under_its_gate_and_skips_otherwise(require_or_skip, monkeypatch):
+    monkeypatch.setenv("HGM_REQUIRE_LOCAL_ISOLATION", "1")
+    with pytest.raises(pytest.fail.Exception, match="HGM_REQUIRE_LOCAL_ISOLATION=1 but no unshare"):
+        require_or_skip("HGM_REQUIRE_LOCAL_ISOLATION", "no unshare")
+    monkeypatch.delenv("HGM_REQUIRE_LOCAL_ISOLATION")
+    with pytest.raises(pytest.skip.Exception, match="no unshare"):
+        require_or_skip("HGM_REQUIRE_LOCAL_ISOLATION", "no unshare")
