@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -56,8 +55,8 @@ INFRA_SIGNS = ("No module named pytest", "command not found")
 
 
 def python_for(backend: Backend) -> str:
-    """The interpreter eval scripts get as HGM_PYTHON on this backend."""
-    return sys.executable if getattr(backend, "name", "") == "local" else "python3"
+    """The interpreter eval scripts get as HGM_PYTHON on this backend (`backend.python`)."""
+    return backend.python
 
 
 def eval_environment(session: Session, backend: Backend, testbed: str) -> dict[str, str]:

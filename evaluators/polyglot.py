@@ -253,7 +253,7 @@ class PolyglotSuite(Suite):
             from sandbox.api import SandboxSpec
 
             wanted = " ".join(sorted({r.tool for r in RECIPES.values()}))
-            backend = self._backend or get_backend("auto", self.base_image)
+            backend = self._backend = self._backend or get_backend("auto", self.base_image)
             self._probed = True
             try:
                 with backend.open(SandboxSpec(image=self.base_image)) as box:
@@ -269,7 +269,7 @@ class PolyglotSuite(Suite):
         if recipe is None:
             return f"hgm has no test recipe for {language} exercises yet"
         if recipe.tool not in self.available_tools():
-            where = "on this host" if getattr(self._backend, "name", "") == "local" else f"in image {self.base_image}"
+            where = self._backend.where(self.base_image) if self._backend else f"in image {self.base_image}"
             return f"{recipe.tool} ({language} toolchain) is not {where}"
         return None
 

@@ -9,6 +9,11 @@ process inside the sandbox would see them on Docker, e.g. "/work/repo"). Command
 shell strings run by `sh -c`; a command that names a sandbox path must spell it as
 `session.resolve(path)`, because the local backend keeps its files under a temporary
 root instead of at "/".
+
+`SandboxSpec.env` and `SandboxSpec.mounts` are written in sandbox terms too (e.g. env
+`HGM_LLM_URL=/hgm-gateway/gw.sock` with `Mount(<host socket dir>, "/hgm-gateway")`);
+each backend maps them (Docker: bind mounts; local: sandbox paths in env values become
+host paths). PATH and HOME are the backend's business; callers set them only to override.
 """
 
 from __future__ import annotations
@@ -20,11 +25,16 @@ from typing import Mapping, Protocol, Sequence, runtime_checkable
 BASE_IMAGE = "hgm-base:latest"
 DEFAULT_WORKDIR = "/work"
 DEFAULT_MAX_OUTPUT = 1_000_000  # bytes kept per stream (head + tail)
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass(frozen=True)
 class Mount:
-    """A host path made visible inside the sandbox at `target`."""
+    """A host path made visible inside the sandbox at `target` (an absolute sandbox path).
+
+    The local backend cannot enforce `read_only` on what commands do (see
+    `sandbox.local_backend`); it only refuses `put` into a read-only mount.
+    """
 
     source: str
     target: str
@@ -44,7 +54,13 @@ class Limits:
 
 @dataclass(frozen=True)
 class SandboxSpec:
-    """Everything needed to open a sandbox."""
+    """Everything needed to open a sandbox.
+
+    `env` applies to every `exec` of the session (an exec's own `env` is merged over it)
+    and, like `mounts`, is written in sandbox terms: values naming sandbox paths are
+    mapped by the backend. Leave PATH and HOME out unless you mean to override the
+    backend's defaults.
+    """
 
     image: str = BASE_IMAGE
     mounts: tuple[Mount, ...] = ()
@@ -116,9 +132,18 @@ class Session(Protocol):
 
 @runtime_checkable
 class Backend(Protocol):
-    """A kind of sandbox (docker, local)."""
+    """A kind of sandbox (docker, local).
+
+    `name` is for logs and reports only: callers must not branch on it. What differs
+    between backends is exposed as attributes instead.
+    """
 
     name: str
+    python: str  # the Python interpreter commands inside this backend's sandboxes run
+
+    def where(self, image: str) -> str:
+        """Where a session of `image` runs, for messages: "in image X" or "on this host"."""
+        ...
 
     def open(self, spec: SandboxSpec) -> Session: ...
 
@@ -126,6 +151,7 @@ class Backend(Protocol):
 __all__ = [
     "BASE_IMAGE",
     "DEFAULT_MAX_OUTPUT",
+    "DEFAULT_PATH",
     "DEFAULT_WORKDIR",
     "Backend",
     "ExecResult",

@@ -12,6 +12,10 @@ Design choices
   dropped** and `no-new-privileges`: /etc, /usr, / are root's and stay unwritable to
   the agent; it may write /work, /tmp and its home. Extra mounts (the LLM gateway
   socket directory, read-only sources) are bind mounts.
+* **Environment.** Every exec sees the image's PATH (the standard one when the image
+  sets none), HOME=/tmp (writable whatever the user and image), then `spec.env` (set on
+  the container), then the exec's env. Mounts and env are used as given: sandbox paths
+  are real paths here.
 * **No network** (`network_mode="none"`); the only way out is a mounted unix socket.
   Connecting to a unix socket on a read-only bind mount works (Linux checks the
   read-only flag only for regular files, directories and symlinks).
@@ -57,7 +61,7 @@ import docker
 import docker.errors
 import docker.types
 
-from sandbox.api import DEFAULT_MAX_OUTPUT, ExecResult, SandboxError, SandboxSpec
+from sandbox.api import DEFAULT_MAX_OUTPUT, DEFAULT_PATH, ExecResult, SandboxError, SandboxSpec
 from sandbox.capture import HeadTailBuffer
 from sandbox.images import docker_client, image_config
 
@@ -71,6 +75,7 @@ PUT_SPOOL_BYTES = 32 * 1024 * 1024
 KILL_GRACE = 3.0  # seconds to wait for the stream to end after the kill exec
 DRAIN_GRACE = 0.5  # seconds background processes may keep the output open after the command ended
 EXIT_POLL = 0.5  # how often a quiet stream checks whether the command has ended
+DEFAULT_HOME = "/tmp"  # writable for any user, also in images without the user's home
 
 # Kills every process that carries HGM_EXEC_ID=$1 and the process groups they lead.
 # Runs as the session user (root in the container has no CAP_KILL over uid 1000).
@@ -211,7 +216,7 @@ class DockerSession:
                 command=["sleep", "infinity"],
                 name=self.name,
                 labels=labels,
-                environment={str(k): str(v) for k, v in spec.env.items()},
+                environment=self._backend.base_env(spec.image) | {str(k): str(v) for k, v in spec.env.items()},
                 user=self._user or "",
                 host_config=host_config,
                 network_disabled=True,
@@ -481,6 +486,11 @@ class DockerBackend:
     """Opens `DockerSession`s; one docker client per backend instance."""
 
     name = "docker"
+    python = "python3"  # looked up on the image's PATH (hgm-base and images built FROM it have it)
+
+    def where(self, image: str) -> str:
+        """Sessions run inside the image."""
+        return f"in image {image}"
 
     def __init__(self, client: docker.DockerClient | None = None) -> None:
         self.client = client or docker_client()
@@ -499,6 +509,12 @@ class DockerBackend:
 
     def image_workdir(self, image: str) -> str:
         return self._config(image).get("WorkingDir") or "/"
+
+    def base_env(self, image: str) -> dict[str, str]:
+        """What every session of `image` starts with: the image's PATH (or the standard
+        one) and HOME=/tmp; the spec's env and each exec's env go over it."""
+        image_env = dict(item.partition("=")[::2] for item in self._config(image).get("Env") or [])
+        return {"PATH": image_env.get("PATH") or DEFAULT_PATH, "HOME": DEFAULT_HOME}
 
     def open(self, spec: SandboxSpec) -> DockerSession:
         return DockerSession(self, spec)

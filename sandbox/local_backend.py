@@ -5,7 +5,11 @@ Isolation is much weaker than Docker's and the backend says so once per instance
 * Files: sandbox path `/work/x` lives at `<tmp root>/work/x`; commands must spell
   paths via `session.resolve()`. Nothing stops a command from writing elsewhere on the
   host with the permissions of the hgm process (as root: anywhere).
-* Mounts become symlinks under the root; `read_only` cannot be enforced.
+* Mounts: there is no mount namespace, so a mount is a mapping: `resolve()` of a path at
+  or under a mount's target gives the same path under its source (a symlink at the
+  target under the root serves relative paths). `read_only` is honoured by `put` (it
+  refuses to write into a read-only mount) but cannot be enforced on commands: they may
+  write to the source with hgm's permissions.
 * Processes: each command runs in its own session/process group (`start_new_session`)
   with a unique `HGM_EXEC_ID` in its environment; at the deadline the group and every
   process carrying that id are SIGKILLed; so are background processes still holding the
@@ -21,7 +25,11 @@ Isolation is much weaker than Docker's and the backend says so once per instance
   one (root, or `unshare --map-root-user --net` with unprivileged user namespaces);
   probed once per backend instance. Otherwise the command has the host's network.
 * Environment: never the parent's (no API keys leak): PATH, HOME, TMPDIR, LANG, then
-  spec.env, then the exec's env.
+  spec.env, then the exec's env. Values of spec.env and the exec's env are written in
+  sandbox terms and mapped like paths (`map_env_value`): each `:`-separated element that
+  is an absolute path at or under a mount target, or naming something that exists in the
+  session (e.g. `/work`, `/tmp`, a directory that was `put`), becomes what `resolve`
+  gives; anything else (host paths such as `sys.executable`) is left alone.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import selectors
 import shutil
 import signal
 import subprocess
+import sys
 import tarfile
 import tempfile
 import threading
@@ -43,7 +52,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from sandbox.api import DEFAULT_MAX_OUTPUT, ExecResult, SandboxError, SandboxSpec
+from sandbox.api import DEFAULT_MAX_OUTPUT, DEFAULT_PATH, ExecResult, Mount, SandboxError, SandboxSpec
 from sandbox.capture import HeadTailBuffer
 
 log = logging.getLogger(__name__)
@@ -51,7 +60,6 @@ log = logging.getLogger(__name__)
 TIMEOUT_EXIT_CODE = 124
 KILL_GRACE = 3.0
 DRAIN_GRACE = 0.5  # seconds background processes may keep the output open after the command ended
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 LOOPBACK_UP = 'ip link set lo up 2>/dev/null; exec "$@"'
 # the same git identity the Docker base image configures system-wide
 GITCONFIG = """[user]
@@ -65,10 +73,11 @@ GITCONFIG = """[user]
 \tdetachedHead = false
 """
 WEAKER_ISOLATION_WARNING = (
-    "hgm sandbox: using the LOCAL backend; isolation is much weaker than Docker's "
-    "(same user and file system as hgm, {network}, memory/process limits via rlimits only). "
+    "hgm sandbox: using the LOCAL backend; isolation is much weaker than Docker's ({limitations}). "
     "Run hgm with a Docker engine for untrusted code."
 )
+AS_ROOT = "RUNNING AS ROOT: nothing outside the session directory is protected and the process limit is ignored"
+NETWORK_NOT_CUT = "NETWORK NOT CUT (unshare not permitted)"
 
 
 def _kill_tree(pgid: int | None, token: str) -> None:
@@ -100,6 +109,20 @@ def _kill_tree(pgid: int | None, token: str) -> None:
                     pass
 
 
+def _parts(path: str) -> list[str]:
+    """The components of an absolute sandbox path, with `.` and `..` applied (never above /)."""
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(part)
+    return parts
+
+
 def _rlimit_preexec(limits: list[tuple[int, int]]):
     def apply() -> None:
         for which, value in limits:
@@ -114,6 +137,16 @@ class LocalSession:
     def __init__(self, backend: LocalBackend, spec: SandboxSpec) -> None:
         self._backend = backend
         self.spec = spec
+        # (target components, host source, mount), longest target first: nested mounts win
+        self._mounts: list[tuple[list[str], Path, Mount]] = []
+        for mount in spec.mounts:
+            target = _parts(mount.target)
+            if not mount.target.startswith("/") or not target:
+                raise SandboxError(f"mount target {mount.target!r} must be an absolute path other than /")
+            if not Path(mount.source).exists():
+                raise SandboxError(f"mount source {mount.source} does not exist")
+            self._mounts.append((target, Path(mount.source).resolve(), mount))
+        self._mounts.sort(key=lambda m: -len(m[0]))
         self.root = Path(tempfile.mkdtemp(prefix="hgm-sbx-"))
         self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.root), True)
         self._closed = False
@@ -122,12 +155,14 @@ class LocalSession:
                 (self.root / sub).mkdir()
             (self.root / "home" / ".gitconfig").write_text(GITCONFIG)
             Path(self.resolve(spec.workdir)).mkdir(parents=True, exist_ok=True)
-            for mount in spec.mounts:
-                link = Path(self.resolve(mount.target))
+            for target, source, mount in self._mounts:
+                if any(len(t) < len(target) and target[: len(t)] == t for t, _, _ in self._mounts):
+                    continue  # nested in another mount: reachable through resolve() only
+                link = self.root.joinpath(*target)
                 link.parent.mkdir(parents=True, exist_ok=True)
                 if link.exists() or link.is_symlink():
                     raise SandboxError(f"mount target {mount.target} already exists")
-                link.symlink_to(Path(mount.source).resolve())
+                link.symlink_to(source)
         except BaseException:
             self.close()
             raise
@@ -155,24 +190,46 @@ class LocalSession:
     def workdir(self) -> str:
         return self.spec.workdir
 
+    def _mount_of(self, parts: list[str]) -> tuple[list[str], Path, Mount] | None:
+        for entry in self._mounts:
+            if parts[: len(entry[0])] == entry[0]:
+                return entry
+        return None
+
     def resolve(self, path: str) -> str:
-        """Map a sandbox path to its host path under the session root (no escaping via ..)."""
+        """Map a sandbox path to its host path: under a mount's source when it lies at or
+        under the mount's target, else under the session root (no escaping via ..)."""
         if not path.startswith("/"):
             path = f"{self.spec.workdir.rstrip('/')}/{path}"
-        parts: list[str] = []
-        for part in path.split("/"):
-            if part in ("", "."):
-                continue
-            if part == "..":
-                if parts:
-                    parts.pop()
-                continue
-            parts.append(part)
+        parts = _parts(path)
+        mounted = self._mount_of(parts)
+        if mounted is not None:
+            target, source, _ = mounted
+            return str(source.joinpath(*parts[len(target) :]))
         return str(self.root.joinpath(*parts)) if parts else str(self.root)
+
+    def map_env_value(self, value: str) -> str:
+        """An env value written in sandbox terms, as commands of this session must see it.
+
+        Each `:`-separated element (so PATH-like lists and `unix:/path` work) that is an
+        absolute path at or under a mount target, or naming something that exists in the
+        session root, becomes `resolve(element)`; every other element is kept as is.
+        """
+        elements = value.split(":")
+        for i, element in enumerate(elements):
+            if not element.startswith("/"):
+                continue
+            parts = _parts(element)
+            if self._mount_of(parts) is not None or (parts and os.path.lexists(self.root.joinpath(*parts))):
+                elements[i] = self.resolve(element)
+        return ":".join(elements)
 
     def put(self, path: str, data: bytes | Path) -> None:
         """Write bytes to `path`, or copy a host file/directory there."""
         self._check_open()
+        mounted = self._mount_of(_parts(path if path.startswith("/") else f"{self.spec.workdir}/{path}"))
+        if mounted is not None and mounted[2].read_only:
+            raise SandboxError(f"cannot put {path}: {mounted[2].target} is mounted read-only")
         target = Path(self.resolve(path))
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -209,8 +266,7 @@ class LocalSession:
             "HOME": str(self.root / "home"),
             "TMPDIR": str(self.root / "tmp"),
             "LANG": "C.UTF-8",
-            **dict(self.spec.env),
-            **dict(env or {}),
+            **{str(k): self.map_env_value(str(v)) for k, v in {**self.spec.env, **(env or {})}.items()},
             "HGM_EXEC_ID": token,
         }
 
@@ -309,6 +365,11 @@ class LocalBackend:
     """Opens `LocalSession`s; probes `unshare`/`prlimit` once per instance and warns once."""
 
     name = "local"
+    python = sys.executable  # commands run on the host: hgm's own interpreter
+
+    def where(self, image: str) -> str:
+        """Sessions run on the host whatever the image."""
+        return "on this host"
 
     def __init__(self, cut_network: bool = True) -> None:
         self._cut_network = cut_network
@@ -366,6 +427,13 @@ class LocalBackend:
         with self._lock:
             warn, self._warned = not self._warned, True
         if warn:
-            network = "network cut with unshare" if self.network_prefix() else "NETWORK NOT CUT (unshare not permitted)"
-            log.warning(WEAKER_ISOLATION_WARNING.format(network=network))
+            log.warning(WEAKER_ISOLATION_WARNING.format(limitations="; ".join(self.limitations())))
         return LocalSession(self, spec)
+
+    def limitations(self) -> list[str]:
+        """What this backend cannot enforce here, as reported in its warning."""
+        found = [AS_ROOT] if os.geteuid() == 0 else []
+        found += ["same user and file system as hgm", "read-only mounts not enforced on commands"]
+        if not self.network_prefix():
+            found.append(NETWORK_NOT_CUT if self._cut_network else "network not cut (cut_network=False)")
+        return found + ["memory/process limits via rlimits only"]

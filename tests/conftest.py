@@ -3,6 +3,11 @@
 Tests marked `docker` or `local_model` are skipped with a reason when the engine or
 the model is missing. CI sets HGM_REQUIRE_DOCKER=1 and HGM_REQUIRE_LOCAL_MODEL=1 so a
 missing dependency fails the run instead of silently skipping.
+
+A test that finds out only while running that it cannot check its property calls the
+`require_or_skip` fixture with the gate that covers it instead of `pytest.skip`:
+HGM_REQUIRE_DOCKER (Docker engine or image), HGM_REQUIRE_LOCAL_ISOLATION (the local
+backend's network cut, and running its checks as an unprivileged user).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+from typing import Callable, NoReturn
 
 import pytest
 
@@ -53,3 +59,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             raise pytest.UsageError(f"{required_var}=1 but {problem}")
         for item in marked:
             item.add_marker(pytest.mark.skip(reason=problem))
+
+
+def require_or_skip(var: str, reason: str) -> NoReturn:
+    """Skip the running test with `reason`, or fail it when the gate `var` is 1 (as in CI)."""
+    if os.environ.get(var) == "1":
+        pytest.fail(f"{var}=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(name="require_or_skip", scope="session")
+def require_or_skip_fixture() -> Callable[[str, str], NoReturn]:
+    """`require_or_skip(var, reason)`: skip, or fail when the HGM_REQUIRE_* gate `var` is 1."""
+    return require_or_skip

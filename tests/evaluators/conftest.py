@@ -23,17 +23,13 @@ def calc_suite_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def docker_backend():
+def docker_backend(require_or_skip):
     """The real Docker backend with hgm-base present (skip, or fail under HGM_REQUIRE_DOCKER=1)."""
-    import os
-
     from sandbox import docker_unavailable_reason, get_backend
 
     reason = docker_unavailable_reason()
     if reason:
-        if os.environ.get("HGM_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"HGM_REQUIRE_DOCKER=1 but {reason}")
-        pytest.skip(reason)
+        require_or_skip("HGM_REQUIRE_DOCKER", reason)
     return get_backend("docker")
 
 

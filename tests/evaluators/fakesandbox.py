@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -76,7 +77,11 @@ class FakeSession:
 
 
 class FakeBackend:
-    name = "local"
+    name = "fake"
+    python = sys.executable
+
+    def where(self, image: str) -> str:
+        return "on this host"
 
     def __init__(self) -> None:
         self.opened: list[FakeSession] = []

@@ -114,7 +114,11 @@ def test_future_commits_never_reach_a_sandbox(suite: TaskRepoSuite) -> None:
 
 
 class _BrokenBackend:
-    name = "docker"
+    name = "broken"
+    python = "python3"
+
+    def where(self, image: str) -> str:
+        return f"in image {image}"
 
     def __init__(self) -> None:
         self.calls = 0
@@ -189,3 +193,18 @@ def test_patch_changing_test_machinery_is_flagged(suite: TaskRepoSuite) -> None:
         "    r.outcome = \"passed\"\\n' > conftest.py"))
     result = grade(cheat, task, suite, FakeBackend())
     assert "patch changes test machinery: conftest.py" in result.detail
+
+
+def test_eval_script_runs_the_backends_python(suite: TaskRepoSuite, tmp_path: Path) -> None:
+    """HGM_PYTHON comes from `backend.python`, not from the backend's name."""
+    import sys
+
+    marker = tmp_path / "used"
+    wrapper = tmp_path / "python-wrapper"
+    wrapper.write_text(f"#!/bin/sh\necho used >> {marker}\nexec {sys.executable} \"$@\"\n")
+    wrapper.chmod(0o755)
+    backend = FakeBackend()
+    backend.python = str(wrapper)
+    task = suite.tasks()[0]
+    assert grade(task.patch, task, suite, backend).outcome is Outcome.RESOLVED
+    assert marker.read_text().startswith("used")

@@ -53,6 +53,12 @@ def test_non_python_exercise_is_skipped_with_a_reason(suite: PolyglotSuite) -> N
     assert checks[0].ok and checks[0].skipped
 
 
+def test_skip_reason_says_where_the_backend_runs(suite: PolyglotSuite) -> None:
+    go = suite.select(["polyglot__go-hello-world"])[0]
+    suite.use_backend(FakeBackend())  # a host-side backend: its `where` says so
+    assert suite.skip_reason(go) == "go (go toolchain) is not on this host"
+
+
 def test_gold_resolves_stub_does_not(suite: PolyglotSuite) -> None:
     checks = validate_suite(suite, FakeBackend(), ["polyglot__python-two-fer", "polyglot__python-leap"])
     for check in checks:

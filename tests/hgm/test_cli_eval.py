@@ -88,11 +88,11 @@ def test_eval_runs_the_agent_and_grades(suite_dir: Path, tmp_path: Path) -> None
 
 
 @pytest.mark.docker
-def test_eval_on_docker_reaches_the_gateway_through_the_socket(suite_dir: Path, tmp_path: Path) -> None:
+def test_eval_on_docker_reaches_the_gateway_through_the_socket(suite_dir: Path, tmp_path: Path, require_or_skip) -> None:
     from sandbox import docker_unavailable_reason
 
-    if docker_unavailable_reason():
-        pytest.skip(docker_unavailable_reason())
+    if reason := docker_unavailable_reason():
+        require_or_skip("HGM_REQUIRE_DOCKER", reason)
     data = _eval(suite_dir, tmp_path, "docker")
     assert {row["task"]: row["outcome"] for row in data["tasks"]} == {"calc-1": "resolved", "calc-2": "empty_patch"}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from sandbox import SandboxError, SandboxSpec, get_backend
 from sandbox.base_image import debian_mirror
 from sandbox.capture import HeadTailBuffer
+from sandbox.api import Mount
 from sandbox.local_backend import LocalBackend
 
 
@@ -69,12 +71,58 @@ def test_local_backend_warns_once_per_instance(caplog):
 
 
 def test_local_mounts_are_symlinks_and_resolve_maps_paths(tmp_path: Path):
-    from sandbox.api import Mount
-
     (tmp_path / "f.txt").write_text("shared")
     with LocalBackend().open(SandboxSpec(mounts=(Mount(str(tmp_path), "/mnt/shared"),))) as box:
-        assert Path(box.resolve("/mnt/shared/f.txt")).read_text() == "shared"
+        assert box.resolve("/mnt/shared/f.txt") == str(tmp_path.resolve() / "f.txt")  # the source itself
+        assert box.resolve("/mnt/shared/../shared/f.txt") == str(tmp_path.resolve() / "f.txt")
+        assert box.resolve("/mnt/sharedx/f.txt") == str(box.root / "mnt" / "sharedx" / "f.txt")
         assert box.exec(f"cat {box.resolve('/mnt/shared/f.txt')}").stdout == "shared"
+        assert box.exec("cat ../mnt/shared/f.txt").stdout == "shared"  # relative paths go through the symlink
+
+
+def test_local_env_values_in_sandbox_terms_are_mapped(tmp_path: Path):
+    gateway, nested = tmp_path / "gw", tmp_path / "nested"
+    gateway.mkdir()
+    nested.mkdir()
+    mounts = (Mount(str(gateway), "/hgm-gateway"), Mount(str(nested), "/hgm-gateway/inner"))
+    with LocalBackend().open(SandboxSpec(mounts=mounts)) as box:
+        m = box.map_env_value
+        gw = str(gateway.resolve())
+        assert m("/hgm-gateway/gw.sock") == f"{gw}/gw.sock"  # under a target: need not exist
+        assert m("/hgm-gateway") == gw
+        assert m("/hgm-gateway/inner/x") == str(nested.resolve() / "x")  # the longest target wins
+        assert m("unix:/hgm-gateway/gw.sock") == f"unix:{gw}/gw.sock"
+        assert m(f"/work:/usr/bin:{sys.executable}") == f"{box.root}/work:/usr/bin:{sys.executable}"
+        assert m("/tmp") == str(box.root / "tmp")
+        # left alone: missing sandbox paths, host paths, already mapped paths, non-paths
+        for value in ("/work/not-yet", sys.executable, str(box.root / "work"), f"{gw}/gw.sock",
+                      "http://127.0.0.1:8080/v1", "relative/path", "{\"task\": \"/work\"}", ""):
+            assert m(value) == value
+        box.put("/work/repo/a.txt", b"a")
+        assert m("/work/repo") == str(box.root / "work" / "repo")  # exists now
+
+
+def test_local_mount_targets_must_be_absolute(tmp_path: Path):
+    for target in ("relative", "/", "/.."):
+        with pytest.raises(SandboxError, match="absolute path other than /"):
+            LocalBackend().open(SandboxSpec(mounts=(Mount(str(tmp_path), target),)))
+
+
+def test_local_put_writes_through_writable_mounts_only(tmp_path: Path):
+    rw, ro = tmp_path / "rw", tmp_path / "ro"
+    rw.mkdir()
+    ro.mkdir()
+    mounts = (Mount(str(rw), "/mnt/rw", read_only=False), Mount(str(ro), "/mnt/ro"))
+    with LocalBackend().open(SandboxSpec(mounts=mounts, workdir="/mnt")) as box:
+        box.put("/mnt/rw/a.txt", b"a")
+        with pytest.raises(SandboxError, match="/mnt/ro is mounted read-only"):
+            box.put("ro/b.txt", b"b")  # relative to the workdir /mnt
+    assert (rw / "a.txt").read_bytes() == b"a" and list(ro.iterdir()) == []
+    assert rw.exists() and ro.exists()  # closing removes the links, never the sources
+
+
+def test_backends_say_what_they_run_and_where():
+    assert LocalBackend.python == sys.executable and LocalBackend().where("any:image") == "on this host"
 
 
 def test_local_rlimits_apply(tmp_path: Path):
@@ -96,3 +144,12 @@ def test_auto_falls_back_to_local_with_a_reason(caplog):
     assert backend.name == "local"
     assert "hgm-no-such-image:never" in backend.selection_reason or "Docker" in backend.selection_reason
     assert any("sandbox backend: local" in r.getMessage() for r in caplog.records)
+
+
+def test_require_or_skip_fails_under_its_gate_and_skips_otherwise(require_or_skip, monkeypatch):
+    monkeypatch.setenv("HGM_REQUIRE_LOCAL_ISOLATION", "1")
+    with pytest.raises(pytest.fail.Exception, match="HGM_REQUIRE_LOCAL_ISOLATION=1 but no unshare"):
+        require_or_skip("HGM_REQUIRE_LOCAL_ISOLATION", "no unshare")
+    monkeypatch.delenv("HGM_REQUIRE_LOCAL_ISOLATION")
+    with pytest.raises(pytest.skip.Exception, match="no unshare"):
+        require_or_skip("HGM_REQUIRE_LOCAL_ISOLATION", "no unshare")

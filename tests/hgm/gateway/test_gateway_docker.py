@@ -24,14 +24,16 @@ print(json.dumps({"content": reply.content, "usage": reply.usage}))
 """
 
 
-def test_agent_client_in_a_container_reaches_the_gateway_socket(tmp_path: Path, write_script: Callable) -> None:
+def test_agent_client_in_a_container_reaches_the_gateway_socket(
+    tmp_path: Path, write_script: Callable, require_or_skip: Callable
+) -> None:
     import docker
 
     client = docker.from_env()
     try:
         client.images.get(IMAGE)
     except docker.errors.ImageNotFound:
-        pytest.skip(f"{IMAGE} is not built (hgm sandbox build-base)")
+        require_or_skip("HGM_REQUIRE_DOCKER", f"{IMAGE} is not built (hgm sandbox build-base)")
     calls = tmp_path / "calls.jsonl"
     config = GatewayConfig(model=f"scripted:{write_script(['from the host'])}")
     with start_gateway(config, JsonlRecorder(calls)) as gateway:
