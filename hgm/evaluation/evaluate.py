@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from archive.records import EvalRecord
-from evaluators.grading import grade, python_for
+from evaluators.grading import grade
 from evaluators.suite import TESTBED, Suite
 from evaluators.task import Task
 from sandbox.api import Backend, Limits, SandboxSpec
@@ -110,8 +110,8 @@ def _solve(setup: EvalSetup, agent_dir: Path, task: Task, tags: Mapping[str, obj
     )
     with setup.backend.open(spec) as session:
         testbed = setup.suite.prepare(session, task, TESTBED)
-        return run_agent(session, python_for(setup.backend), agent_dir, "solve", task.problem_statement, testbed,
-                         AgentLimits(limits.max_steps, limits.solve_timeout_s), env=access.env)
+        return run_agent(session, setup.backend.python, agent_dir, "solve", task.problem_statement, testbed,
+                         AgentLimits(limits.max_steps, limits.solve_timeout_s))
 
 
 def _rel(root: Path | None, path: Path) -> str:

@@ -95,6 +95,8 @@ def run_agent(
 ) -> AgentRun:
     """Run the agent in `agent_dir` (a folder holding `agent/`) on sandbox repo `repo`.
 
+    Model access comes with the session (its spec's env and mounts); `env` adds to it.
+
     Raises the backend's errors (SandboxError, OSError) on infrastructure failure; an
     agent that crashes or times out is a normal `AgentRun`.
     """

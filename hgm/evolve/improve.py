@@ -114,7 +114,7 @@ def run_improve_agent(
     with backend.open(limits.spec("improve", access)) as session:
         session.put(SRC, src)
         run = run_agent(session, limits.python, parent_dir, "improve", problem, SRC,
-                        AgentLimits(limits.max_steps, limits.improve_timeout_s), env=access.env)
+                        AgentLimits(limits.max_steps, limits.improve_timeout_s))
     run.save(work_dir, "improve.log")
     return run
 

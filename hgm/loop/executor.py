@@ -97,6 +97,7 @@ class ExecutorLimits:
     wall_clock_s: float | None = None  # for this session (the caller subtracts earlier sessions)
     grace_period_s: float = 60.0
     max_infra_streak: int = 6
+    max_provider_streak: int = 3  # each of these already survived the gateway's retries
     tick_s: float = 0.2
 
 
@@ -322,9 +323,10 @@ class Executor:
         """One more infrastructure error in a row; too many stop the run (hold self._lock)."""
         self._infra_total += 1
         self._infra_streak += 1
-        if self._infra_streak < self.limits.max_infra_streak:
-            return
         provider = detail.startswith(PROVIDER_FAILED)
+        limit = self.limits.max_provider_streak if provider else self.limits.max_infra_streak
+        if self._infra_streak < limit:
+            return
         what = "model provider failures" if provider else "infrastructure errors"
         self._errors.append(f"{self._infra_streak} {what} in a row; last: {detail[:300]}")
         self._begin_stop("provider_errors" if provider else "infra_errors")

@@ -256,13 +256,11 @@ def eval_setup(config: RunConfig, suite: Any, backend: Any, gateway: Any, costs:
 
 def expand_setup(config: RunConfig, tasks: dict[str, Any], backend: Any, gateway: Any, run_name: str) -> ExpandSetup:
     """What every expansion of this run shares."""
-    from evaluators.grading import python_for
-
     limits = ImproveLimits(
         improve_timeout_s=config.agent.improve_timeout_s,
         test_timeout_s=config.agent.test_timeout_s,
         max_steps=config.agent.improve_step_limit,
-        python=python_for(backend),
+        python=backend.python,
         labels=(("hgm.run", run_name),),
     )
     return ExpandSetup(backend=backend, access=gateway.access, gateway_url=gateway.url, alias=gateway.config.alias,
