@@ -6,7 +6,7 @@ import dataclasses
 import sys
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from hgm.gateway.budget import BudgetExceeded, BudgetLedger
 from hgm.gateway.config import GatewayConfig
@@ -18,7 +18,7 @@ from hgm.gateway.protocol import (
     parse_chat_request,
     parse_tags,
 )
-from hgm.gateway.records import CallRecord, Recorder
+from hgm.gateway.records import CallRecord, Recorder, provider_failure
 from hgm.gateway.redact import redact
 from hgm.gateway.retry import call_with_retries
 from hgm.gateway.types import Backend, BackendError, Completion, CompletionParams
@@ -41,6 +41,8 @@ class ChatService:
         self._recorder = recorder
         self._backend_for = backend_for
         self._record_lock = threading.Lock()
+        # job tag -> the provider failure it met: the rest of that attempt fails fast
+        self._broken_jobs: dict[str, str] = {}
 
     def handle(self, body: bytes, tags_header: str | None) -> tuple[int, dict[str, Any]]:
         """Answer one request: (HTTP status, JSON body). Never raises."""
@@ -60,6 +62,9 @@ class ChatService:
             self.ledger.check(tags)
         except BudgetExceeded as exc:
             return self._fail(record, t0, BUDGET_STATUS, str(exc), "budget_exceeded")
+        broken = self._broken_jobs.get(tags.get("job", ""))
+        if broken is not None:  # retried already; the attempt will not be scored anyway
+            return self._fail(record, t0, 503, f"the provider failed earlier in this attempt: {broken}", "provider_error")
         attempts = 0
         try:
             backend = self._backend_for(spec)
@@ -77,10 +82,13 @@ class ChatService:
             )
         except BackendError as exc:
             record = dataclasses.replace(record, attempts=attempts)
-            return self._fail(record, t0, exc.status, exc.message, exc.kind)
+            status, body = self._fail(record, t0, exc.status, exc.message, exc.kind)
+            self._remember_failure(tags, status, exc.kind, exc.message)
+            return status, body
         except Exception as exc:  # noqa: BLE001 - a backend bug must not kill the server
             record = dataclasses.replace(record, attempts=attempts)
             message = f"backend {spec} failed: {exc.__class__.__name__}: {exc}"
+            self._remember_failure(tags, 500, "internal_error", message)
             return self._fail(record, t0, 500, message, "internal_error")
         tokens = completion.prompt_tokens + completion.completion_tokens
         self.ledger.add(tags, tokens, completion.cost)
@@ -98,6 +106,13 @@ class ChatService:
             )
         )
         return 200, completion_body(completion, request.model or self.config.alias)
+
+    def _remember_failure(self, tags: Mapping[str, str], status: int, kind: str, message: str) -> None:
+        """Mark the call's job as broken when the provider (not the caller) failed it."""
+        job = tags.get("job")
+        failure = provider_failure(CallRecord(0.0, dict(tags), "", status, error=f"{kind}: {message}"))
+        if job and failure:
+            self._broken_jobs[job] = redact(failure)[:300]
 
     def _with_defaults(self, params: CompletionParams) -> CompletionParams:
         config = self.config

@@ -86,7 +86,7 @@ class ScriptedBackend:
             status = int(entry["error"].get("status", 500))
             message = str(entry["error"].get("message", "scripted failure"))
             error_type = TransientBackendError if status == 429 or status >= 500 else BackendError
-            raise error_type(message, status=status, kind="scripted_error")
+            raise error_type(message, status=status, kind="provider_error")
         reply = entry["reply"]
         return Completion(
             reply,

@@ -296,3 +296,14 @@ def test_failed_tcp_listener_leaves_no_unix_listener_behind(write_script: Callab
         assert not os.path.exists(socket_path)
     finally:
         blocker.close()
+
+
+def test_an_attempt_the_provider_failed_fails_fast_for_the_rest(write_script: Callable, gateway_factory: Callable) -> None:
+    script = {"t1": [{"error": {"status": 401, "message": "bad key"}}, "never served"], "t2": ["fine"]}
+    gateway, records = gateway_factory(GatewayConfig(model=f"scripted:{write_script(script)}"))
+    assert chat(gateway.url, USER, tags={"job": "a", "task": "t1"})[0] == 401
+    status, body = chat(gateway.url, USER, tags={"job": "a", "task": "t1"})
+    assert status == 503 and "failed earlier in this attempt" in body["error"]["message"]
+    assert records[-1].attempts == 0  # answered without calling the backend again
+    status, body = chat(gateway.url, USER, tags={"job": "b", "task": "t2"})  # other attempts are unaffected
+    assert status == 200 and reply_text(body) == "fine"
