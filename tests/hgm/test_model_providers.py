@@ -127,3 +127,57 @@ def test_a_provider_outage_is_never_scored_and_resume_completes_the_run(tmp_path
     assert len(during_outage) >= 3 and all(r[2].startswith("model provider failed") for r in during_outage)
     # the first session measured what it ran before the outage began, and nothing after it
     assert 1 <= sum(1 for r in measured if r[3] < resumed_at) < 4
+
+
+# --------------------------------------------------------------------------- a real self-hosted server
+@pytest.fixture
+def llama_server(tmp_path: Path):
+    """llama-cpp-python's OpenAI-compatible server serving the bundled SmolLM2 on loopback."""
+    import subprocess
+    import urllib.request
+
+    from hgm.gateway.backends.local_llama import resolve_local_model
+
+    port = closed_port()
+    log = (tmp_path / "llama-server.log").open("wb")  # a file, not a pipe: the server logs a lot
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_local_model("smollm2")),
+         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--model_alias", "smollm2"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/models", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    tail = (tmp_path / "llama-server.log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"llama_cpp.server did not start: {tail}")
+                time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+@pytest.mark.local_model
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_run_through_a_self_hosted_openai_compatible_server(llama_server: str, tmp_path: Path) -> None:
+    target = tmp_path / "run"
+    result = run("run", "--model", "openai/smollm2", "--api-base", llama_server, "--tasks", TASK, "--budget-evals", "1",
+                 "--sandbox", "local", "--solve-steps", "2", "--run-dir", str(target), "--json")
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(target / "hgm.db") as db:
+        calls = db.execute("SELECT model, purpose, prompt_tokens, completion_tokens, error FROM llm_calls").fetchall()
+        (config,) = db.execute("SELECT config FROM run").fetchone()
+        evals = db.execute("SELECT status FROM evaluations WHERE utility IS NOT NULL").fetchall()
+    assert json.loads(config)["api_base"] == llama_server
+    assert len(evals) == 1
+    answered = [c for c in calls if c[4] is None]
+    assert answered and all(c[0] == "openai/smollm2" and c[1] == "solve" and c[2] > 0 and c[3] > 0 for c in answered)
