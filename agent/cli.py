@@ -17,9 +17,16 @@ from .prompts import initial_messages
 from .shell import Shell, command_env
 
 REPLACE_TOOL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tools", "replace.py")
-POSITIVE = ("max_steps", "command_timeout", "max_output", "max_tokens", "llm_timeout", "llm_attempts")
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # the start of a repository without commits
 NOT_IN_PATCH = (":(exclude,glob)**/__pycache__/**", ":(exclude,glob)**/*.pyc")
+LIMITS = (  # flag, type, default, what it limits; all must be positive
+    ("--max-steps", int, 30, "model calls in all"),
+    ("--command-timeout", float, 60.0, "seconds per command"),
+    ("--max-output", int, 10_000, "bytes of each command's output shown (head + tail)"),
+    ("--max-tokens", int, 200_000, "prompt + completion tokens in all"),
+    ("--llm-timeout", float, 600.0, "seconds per model call"),
+    ("--llm-attempts", int, 3, "failed model calls in a row that end the attempt"),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,15 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--problem", required=True, metavar="FILE", help="the task, plain text")
         sub.add_argument("--repo", required=True, metavar="DIR", help="git work tree to change")
         sub.add_argument("--out", required=True, metavar="DIR", help="where the output files go")
-        sub.add_argument("--guidance", metavar="FILE", help="strategy notes added to the first prompt")
-        sub.add_argument("--max-steps", type=int, default=30)
-        sub.add_argument("--command-timeout", type=float, default=60.0, metavar="SECONDS")
-        sub.add_argument("--max-output", type=int, default=10_000, metavar="BYTES",
-                         help="bytes of each command's output the model sees (head + tail)")
-        sub.add_argument("--max-tokens", type=int, default=200_000, help="prompt + completion tokens in all")
-        sub.add_argument("--llm-timeout", type=float, default=600.0, metavar="SECONDS", help="per model call")
-        sub.add_argument("--llm-attempts", type=int, default=3,
-                         help="failed model calls in a row (each costs a step) that end the attempt")
+        sub.add_argument("--guidance", metavar="FILE", help="strategy notes to add to the first prompt")
+        for flag, kind, default, meaning in LIMITS:
+            sub.add_argument(flag, type=kind, default=default, metavar="N", help=f"{meaning} (default {default})")
     return parser
 
 
@@ -91,9 +92,9 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[st
         parser.error(f"--repo {args.repo}: improve needs the folder that contains agent/")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         parser.error(f"--out {args.out}: exists and is not a directory")
-    for name in POSITIVE:
-        if getattr(args, name) <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be positive")
+    for flag, *_ in LIMITS:
+        if getattr(args, flag[2:].replace("-", "_")) <= 0:
+            parser.error(f"{flag} must be positive")
     return problem, guidance
 
 
@@ -115,8 +116,8 @@ def run_attempt(args: argparse.Namespace, llm: LLMClient, messages: list[dict], 
             run(messages, llm, shell, args, lambda entry: print(json.dumps(entry), file=trajectory, flush=True), result)
         except (Exception, KeyboardInterrupt) as err:  # a bug in the agent, SIGTERM or SIGINT
             crashed = True
-            stopped = isinstance(err, KeyboardInterrupt)
-            result.update(exit_reason="error", detail="stopped by a signal" if stopped else traceback.format_exc())
+            detail = "interrupted by a signal" if isinstance(err, KeyboardInterrupt) else traceback.format_exc()
+            result.update(exit_reason="error", detail=detail)
         finally:
             shell.close()
     result["duration"] = round(time.monotonic() - started, 3)

@@ -21,16 +21,6 @@ class LLMError(Exception):
         self.kind = kind
 
 
-def parse_url(url: str) -> tuple[str, int | None, str]:
-    """Return (host or socket path, port (None for a socket), request path) for HGM_LLM_URL."""
-    if not url.startswith("http://"):
-        return url, None, "/v1/chat/completions"
-    parts = urlsplit(url)
-    base = parts.path.rstrip("/")
-    path = base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
-    return parts.hostname or "127.0.0.1", parts.port or 80, path
-
-
 def error_of(status: int, body: bytes) -> LLMError:
     """Turn an HTTP error answer (OpenAI-style error JSON or not) into an LLMError."""
     try:
@@ -60,12 +50,20 @@ def parse_reply(data: bytes) -> Reply:
 
 
 class LLMClient:
+    """Posts chat requests to HGM_LLM_URL: a unix socket path or http://HOST:PORT (optionally ending in /v1)."""
+
     def __init__(self, url: str, model: str, tags: str | None = None, timeout: float = 600.0) -> None:
         self.url = url
         self.model = model
         self.tags = tags
         self.timeout = timeout
-        self.host, self.port, self.path = parse_url(url)
+        parts = urlsplit(url)
+        if parts.scheme == "http":
+            base = parts.path.rstrip("/")
+            self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+            self.path = base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
+        else:  # a unix socket path
+            self.host, self.port, self.path = url, None, "/v1/chat/completions"
 
     @classmethod
     def from_env(cls, environ: dict[str, str], timeout: float = 600.0) -> "LLMClient":

@@ -5,7 +5,7 @@ import socket
 import tempfile
 import unittest
 
-from agent.llm import LLMClient, LLMError, parse_url
+from agent.llm import LLMClient, LLMError
 from agent.tests.fake_server import FakeLLM
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -35,9 +35,13 @@ class TransportTest(unittest.TestCase):
             self.check_round_trip(fake)
 
     def test_url_forms(self):
-        self.assertEqual(parse_url("http://127.0.0.1:8080"), ("127.0.0.1", 8080, "/v1/chat/completions"))
-        self.assertEqual(parse_url("http://127.0.0.1:8080/v1/"), ("127.0.0.1", 8080, "/v1/chat/completions"))
-        self.assertEqual(parse_url("/run/hgm/llm.sock"), ("/run/hgm/llm.sock", None, "/v1/chat/completions"))
+        def where(url):
+            llm = client(url)
+            return llm.host, llm.port, llm.path
+
+        self.assertEqual(where("http://127.0.0.1:8080"), ("127.0.0.1", 8080, "/v1/chat/completions"))
+        self.assertEqual(where("http://127.0.0.1:8080/v1/"), ("127.0.0.1", 8080, "/v1/chat/completions"))
+        self.assertEqual(where("/run/hgm/llm.sock"), ("/run/hgm/llm.sock", None, "/v1/chat/completions"))
 
     def test_from_env_reads_only_hgm_variables(self):
         llm = LLMClient.from_env({"HGM_LLM_URL": "/x.sock", "HGM_LLM_MODEL": "m", "OPENAI_API_KEY": "sk"})
