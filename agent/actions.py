@@ -1,48 +1,33 @@
-"""Read the one action out of a model reply.
-
-A valid reply holds a short thought and exactly one fenced ```bash block. A block whose
-whole command is `submit` ends the attempt. Anything else is a format error whose text
-tells the model what was wrong.
-"""
+"""Read the one action out of a model reply: exactly one fenced ```bash block."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-SHELL_LANGUAGES = ("bash", "sh", "shell")
-SUBMIT = "submit"
-
 
 @dataclass(frozen=True)
 class Action:
-    """A parsed action: a shell command, or the request to submit."""
-
     command: str
 
     @property
     def is_submit(self) -> bool:
-        return self.command.strip() == SUBMIT
+        return self.command.strip() == "submit"
 
 
 class FormatError(ValueError):
-    """The reply did not hold exactly one usable bash block."""
+    """The reply did not hold exactly one usable bash block; the message tells the model why."""
 
 
 def fenced_blocks(reply: str) -> list[tuple[str, str]]:
-    """Return (language, body) of every fenced block; raise FormatError on an unclosed fence."""
-    blocks: list[tuple[str, str]] = []
-    language: str | None = None
-    body: list[str] = []
+    """Return (language, body) of every fenced block; a block ends at a line that is just ```."""
+    blocks, language, body = [], None, []
     for line in reply.splitlines():
-        stripped = line.strip()
-        if language is None:
-            if stripped.startswith("```"):
-                language = stripped[3:].strip().lower()
-                body = []
-        elif stripped == "```":
+        if language is None and line.strip().startswith("```"):
+            language, body = line.strip()[3:].strip().lower(), []
+        elif language is not None and line.strip() == "```":
             blocks.append((language, "\n".join(body)))
             language = None
-        else:
+        elif language is not None:
             body.append(line)
     if language is not None:
         raise FormatError("Your reply has an unclosed ``` fence (unbalanced fences).")
@@ -50,24 +35,20 @@ def fenced_blocks(reply: str) -> list[tuple[str, str]]:
 
 
 def parse_action(reply: str) -> Action:
-    """Return the single bash action of `reply` or raise FormatError saying what is wrong."""
+    """Return the single bash action of `reply` or raise FormatError."""
     if not reply.strip():
         raise FormatError("Your reply was empty.")
     blocks = fenced_blocks(reply)
-    commands = [body for language, body in blocks if language in SHELL_LANGUAGES]
+    commands = [body for language, body in blocks if language in ("bash", "sh", "shell")]
+    if not commands and blocks:
+        others = ", ".join(sorted({language or "(no language)" for language, _ in blocks}))
+        raise FormatError(f"Unknown action: found fenced block(s) of type {others}, "
+                          "but only ```bash blocks are executed.")
     if not commands:
-        others = sorted({language or "(no language)" for language, _ in blocks})
-        if others:
-            raise FormatError(
-                f"Unknown action: found fenced block(s) of type {', '.join(others)}, "
-                "but only ```bash blocks are executed."
-            )
         raise FormatError("No action found: your reply has no ```bash block.")
     if len(commands) > 1:
-        raise FormatError(
-            f"Found {len(commands)} bash blocks; put exactly one in each reply "
-            "(join several commands with && inside one block)."
-        )
+        raise FormatError(f"Found {len(commands)} bash blocks; put exactly one in each reply "
+                          "(join several commands with && inside one block).")
     if not commands[0].strip():
         raise FormatError("Your bash block is empty.")
     return Action(commands[0])

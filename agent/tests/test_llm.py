@@ -1,18 +1,17 @@
-"""The chat-completions client: transports, headers, and how it reads errors."""
+"""The chat-completions client: transports, headers, and how it reads errors (one request per call)."""
 
 import os
 import socket
 import tempfile
 import unittest
 
-from agent.llm import LLMClient, LLMError, parse_url
+from agent.llm import LLMClient, LLMError
 from agent.tests.fake_server import FakeLLM
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
 
 def client(url: str, **kwargs) -> LLMClient:
-    kwargs.setdefault("backoff", 0)
     return LLMClient(url, "alias-1", timeout=5, **kwargs)
 
 
@@ -36,10 +35,13 @@ class TransportTest(unittest.TestCase):
             self.check_round_trip(fake)
 
     def test_url_forms(self):
-        self.assertEqual(parse_url("http://127.0.0.1:8080"), ("http", "127.0.0.1", 8080, "/v1/chat/completions"))
-        self.assertEqual(parse_url("http://127.0.0.1:8080/v1/"), ("http", "127.0.0.1", 8080, "/v1/chat/completions"))
-        self.assertEqual(parse_url("/run/hgm/llm.sock")[:2], ("unix", "/run/hgm/llm.sock"))
-        self.assertEqual(parse_url("unix:///run/llm.sock")[:2], ("unix", "/run/llm.sock"))
+        def where(url):
+            llm = client(url)
+            return llm.host, llm.port, llm.path
+
+        self.assertEqual(where("http://127.0.0.1:8080"), ("127.0.0.1", 8080, "/v1/chat/completions"))
+        self.assertEqual(where("http://127.0.0.1:8080/v1/"), ("127.0.0.1", 8080, "/v1/chat/completions"))
+        self.assertEqual(where("/run/hgm/llm.sock"), ("/run/hgm/llm.sock", None, "/v1/chat/completions"))
 
     def test_from_env_reads_only_hgm_variables(self):
         llm = LLMClient.from_env({"HGM_LLM_URL": "/x.sock", "HGM_LLM_MODEL": "m", "OPENAI_API_KEY": "sk"})
@@ -53,10 +55,10 @@ class TransportTest(unittest.TestCase):
 
 
 class ErrorTest(unittest.TestCase):
-    def assertFails(self, script, kind, requests, attempts=3):
+    def assertFails(self, script, kind, requests=1):
         with FakeLLM.tcp(script) as fake:
             with self.assertRaises(LLMError) as caught:
-                client(fake.url, attempts=attempts).chat(MESSAGES)
+                client(fake.url).chat(MESSAGES)
             self.assertEqual(caught.exception.kind, kind)
             self.assertEqual(len(fake.requests), requests)
         return caught.exception
@@ -70,24 +72,26 @@ class ErrorTest(unittest.TestCase):
     def test_forbidden_is_a_refusal(self):
         self.assertFails([{"status": 403, "error": {"message": "no"}}], "refused", 1)
 
-    def test_server_errors_are_retried(self):
-        self.assertFails([{"status": 500}] * 5, "failed", 3)
+    def test_server_errors_are_not_retried_here(self):
+        self.assertFails([{"status": 500}] * 5, "failed", 1)  # the gateway retries; the loop counts failures
         with FakeLLM.tcp([{"status": 503}, "fine"]) as fake:
-            self.assertEqual(client(fake.url).chat(MESSAGES).content, "fine")
+            llm = client(fake.url)
+            self.assertRaisesRegex(LLMError, "503", llm.chat, MESSAGES)
+            self.assertEqual(llm.chat(MESSAGES).content, "fine")
 
     def test_bad_request_is_not_retried(self):
         self.assertFails([{"status": 400, "error": {"message": "bad"}}] * 3, "failed", 1)
 
     def test_malformed_responses(self):
         for raw in ("not json", '{"choices": []}', '{"choices": [{"message": "x"}]}', b"\xff\xfe"):
-            self.assertFails([{"raw": raw}], "failed", 1, attempts=1)
+            self.assertFails([{"raw": raw}], "failed", 1)
 
     def test_odd_but_usable_responses(self):
         odd = ('{"choices": [{"message": {"content": "a\\ud800b"}}], "usage": {"prompt_tokens": "many"}}',
                '{"choices": [{"message": {"content": [{"type": "text", "text": "hi"}]}}], "usage": [1]}',
                '{"choices": [{"message": {"content": null}}]}')
         with FakeLLM.tcp([{"raw": raw} for raw in odd]) as fake:
-            llm = client(fake.url, attempts=1)
+            llm = client(fake.url)
             first = llm.chat(MESSAGES)
             self.assertEqual((first.content, first.usage["prompt_tokens"]), ("a?b", 0))
             self.assertEqual(llm.chat(MESSAGES).content, "hi")
@@ -97,17 +101,17 @@ class ErrorTest(unittest.TestCase):
         with FakeLLM.tcp([{"raw": "ok"}]) as fake:
             fake.script = [{"status": 502, "error": "gateway down"}]
             with self.assertRaisesRegex(LLMError, "502"):
-                client(fake.url, attempts=1).chat(MESSAGES)
+                client(fake.url).chat(MESSAGES)
 
     def test_connection_refused(self):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         with self.assertRaisesRegex(LLMError, "cannot reach"):
-            client(f"http://127.0.0.1:{port}", attempts=2).chat(MESSAGES)
+            client(f"http://127.0.0.1:{port}").chat(MESSAGES)
         with tempfile.TemporaryDirectory() as tmp:
             with self.assertRaisesRegex(LLMError, "cannot reach"):
-                client(os.path.join(tmp, "missing.sock"), attempts=1).chat(MESSAGES)
+                client(os.path.join(tmp, "missing.sock")).chat(MESSAGES)
 
 
 if __name__ == "__main__":

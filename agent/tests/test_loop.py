@@ -5,10 +5,11 @@ import os
 import shutil
 import tempfile
 import unittest
+from types import SimpleNamespace
 
 from agent import prompts
 from agent.llm import LLMClient
-from agent.loop import Limits, Outcome, run
+from agent.loop import run
 from agent.shell import Shell, command_env
 from agent.tests.fake_server import FakeLLM
 
@@ -19,6 +20,16 @@ def bash(command: str) -> str:
     return f"THOUGHT: next.\n```bash\n{command}\n```"
 
 
+def limits(**overrides) -> SimpleNamespace:
+    """The limits the command line passes (its defaults, but 10 steps)."""
+    values = {"max_steps": 10, "max_tokens": 200_000, "llm_attempts": 3, "command_timeout": 60.0, "max_output": 10_000}
+    return SimpleNamespace(**{**values, **overrides})
+
+
+def new_outcome() -> dict:
+    return {"exit_reason": "", "steps": 0, "tokens": 0, "prompt_tokens": 0, "completion_tokens": 0, "detail": ""}
+
+
 class LoopTest(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp()
@@ -27,21 +38,21 @@ class LoopTest(unittest.TestCase):
     def tearDown(self):
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def run_script(self, script, **limits):
-        limits.setdefault("max_steps", 10)
-        limits = Limits(**limits)
+    def run_script(self, script, **overrides):
+        given = limits(**overrides)
         messages = prompts.initial_messages("solve", "fix it", self.dir, "replace.py", 5, 1000)
-        shell = Shell(self.dir, limits.command_timeout, limits.max_output, command_env(dict(os.environ)))
+        shell = Shell(self.dir, given.command_timeout, given.max_output, command_env(dict(os.environ)))
+        outcome = new_outcome()
         with FakeLLM.tcp(script) as fake:
-            llm = LLMClient(fake.url, "m", attempts=2, backoff=0, timeout=5)
+            llm = LLMClient(fake.url, "m", timeout=5)
             try:
-                outcome = run(messages, llm, shell, limits, self.records.append, Outcome("error"))
+                run(messages, llm, shell, given, self.records.append, outcome)
             finally:
                 shell.close()
         self.requests = fake.requests
         for entry in self.records:
             json.dumps(entry)  # every record must be serialisable
-        return outcome
+        return SimpleNamespace(**outcome)
 
     def last_user_message(self, request_index):
         return self.requests[request_index]["body"]["messages"][-1]["content"]
@@ -91,25 +102,31 @@ class LoopTest(unittest.TestCase):
         self.assertEqual(outcome.exit_reason, "model_refused")
 
     def test_transient_failures_cost_steps_then_recover(self):
-        outcome = self.run_script([{"status": 500}, {"status": 500}, {"raw": "garbage"}, "", bash("submit")])
-        self.assertEqual((outcome.exit_reason, outcome.steps), ("submitted", 3))
-        self.assertIn("llm_error", self.records[0])
-        self.assertIn("empty", self.records[1]["format_error"])
+        outcome = self.run_script([{"status": 500}, {"raw": "garbage"}, "", {"status": 503}, bash("submit")])
+        self.assertEqual((outcome.exit_reason, outcome.steps), ("submitted", 5))
+        self.assertEqual([("llm_error" in r, "format_error" in r) for r in self.records],
+                         [(True, False), (True, False), (False, True), (True, False), (False, False)])
+        self.assertIn("empty", self.records[2]["format_error"])
+        roles = [m["role"] for r in self.records for m in r["messages"]]  # a failed call adds no message
+        self.assertEqual(roles, ["system", "user", "assistant", "user", "assistant"])
 
-    def test_persistent_failures_end_with_error(self):
+    def test_failures_in_a_row_end_with_error(self):
         outcome = self.run_script([{"status": 500}] * 20)
-        self.assertEqual((outcome.exit_reason, outcome.steps), ("error", 3))
-        self.assertEqual(len(self.requests), 6)
+        self.assertEqual((outcome.exit_reason, outcome.steps, len(self.requests)), ("error", 3, 3))
+        self.assertIn("HTTP 500", outcome.detail)
+        self.records.clear()
+        outcome = self.run_script([{"status": 500}, bash("submit")], llm_attempts=1)
+        self.assertEqual((outcome.exit_reason, outcome.steps), ("error", 1))
 
     def test_connection_refused_ends_with_error(self):
-        limits = Limits(max_steps=10)
         messages = prompts.initial_messages("solve", "fix it", self.dir, "replace.py", 5, 1000)
         shell = Shell(self.dir, 5, 1000, {})
-        llm = LLMClient(os.path.join(self.dir, "nothing.sock"), "m", attempts=1, backoff=0)
-        outcome = run(messages, llm, shell, limits, self.records.append, Outcome("error"))
+        llm = LLMClient(os.path.join(self.dir, "nothing.sock"), "m")
+        outcome = new_outcome()
+        run(messages, llm, shell, limits(), self.records.append, outcome)
         shell.close()
-        self.assertEqual(outcome.exit_reason, "error")
-        self.assertIn("cannot reach", outcome.detail)
+        self.assertEqual((outcome["exit_reason"], outcome["steps"]), ("error", 3))
+        self.assertIn("cannot reach", outcome["detail"])
 
     def test_command_timeout_is_reported(self):
         outcome = self.run_script([bash("echo begun; sleep 60"), bash("submit")], command_timeout=0.5)

@@ -32,13 +32,20 @@ class ReplaceTest(unittest.TestCase):
             apply_blocks("def f():\n    return 1\n", parse_blocks(edit("\treturn 1\n", "\treturn 2\n")))
 
     def test_ambiguous_text_fails(self):
-        with self.assertRaisesRegex(ReplaceError, "occurs 2 times"):
+        with self.assertRaisesRegex(ReplaceError, "occurs more than once"):
             apply_blocks("x = 1\nx = 1\n", parse_blocks(edit("x = 1\n", "x = 2\n")))
+        with self.assertRaisesRegex(ReplaceError, "occurs more than once"):  # overlapping occurrences
+            apply_blocks("x\nx\nx\n", parse_blocks(edit("x\nx\n", "y\n")))
 
     def test_malformed_edits_fail(self):
-        for bad in ("", "just text\n", "<<<<<<< SEARCH\na\n", edit("\n", "x\n")):
-            with self.assertRaises(ReplaceError):
+        for bad, reason in (("", "no <<<<<<< SEARCH"), ("just text\n", "outside a block"),
+                            ("<<<<<<< SEARCH\na\n", "outside a block"), (edit("\n", "x\n"), "SEARCH part is empty"),
+                            (edit("a\n", "b\n") + "trailing words\n", "outside a block")):
+            with self.assertRaisesRegex(ReplaceError, reason):
                 parse_blocks(bad)
+
+    def test_an_empty_replace_deletes_the_lines(self):
+        self.assertEqual(apply_blocks("a\nb\nc\n", parse_blocks(edit("b\n", ""))), "a\nc\n")
 
     def test_command_line(self):
         with tempfile.TemporaryDirectory() as tmp:
