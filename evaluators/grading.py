@@ -143,7 +143,7 @@ def _grade_once(
             run = session.exec(
                 f"bash {shlex.quote(where + '/driver.sh')} {' '.join(shlex.quote(a) for a in args)} 2>&1",
                 timeout=timeout,
-                env=eval_environment(session, backend, testbed),
+                env={**eval_environment(session, backend, testbed), **env.env},  # task env activated
                 workdir=testbed,
             )
         log = run.stdout + (f"\n{run.stderr}" if run.stderr else "")

@@ -75,16 +75,18 @@ def run_task(
 ) -> TaskRun:
     """Run the agent in `agent_dir` (a folder holding `agent/`) on `task`, then grade it."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    python = python_for(backend)
-    spec = SandboxSpec(
-        image=suite.image(task),
-        mounts=tuple(llm.mounts),
-        limits=limits.sandbox_limits,
-        labels={**dict(limits.labels), "hgm.purpose": "solve", "hgm.task": task.instance_id},
-    )
     t0 = time.monotonic()
     agent_s = 0.0
     try:
+        # the task's image (pulled or built when missing) and its activated environment
+        environment = suite.ensure_environment(task, backend)
+        python = environment.python or python_for(backend)
+        spec = SandboxSpec(
+            image=environment.image,
+            mounts=tuple(llm.mounts),
+            limits=limits.sandbox_limits,
+            labels={**dict(limits.labels), "hgm.purpose": "solve", "hgm.task": task.instance_id},
+        )
         with backend.open(spec) as session:
             testbed = suite.prepare(session, task, TESTBED)
             session.put(AGENT_DIR, agent_dir)
@@ -94,7 +96,7 @@ def run_task(
                 f"cd {shlex.quote(r(AGENT_DIR))} && {python} -m agent solve --problem {shlex.quote(r(PROBLEM))} "
                 f"--repo {shlex.quote(r(testbed))} --out {shlex.quote(r(OUT))} --max-steps {limits.max_steps}"
             )
-            env = {"PYTHONDONTWRITEBYTECODE": "1", **dict(llm.env)}
+            env = {"PYTHONDONTWRITEBYTECODE": "1", **dict(llm.env), **environment.env}
             run = session.exec(cmd, timeout=limits.solve_timeout_s, env=env)
             agent_s = run.duration
             outputs = _outputs(session, ("patch.diff", "trajectory.jsonl", "result.json"))
