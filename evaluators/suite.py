@@ -67,8 +67,8 @@ class Environment:
                 "python": self.python, "repo_in_image": self.repo_in_image}
 
     def describe(self) -> str:
-        """One line for tables: 'built hgm-task:ab12…' or 'fallback hgm-base:latest (why)'."""
-        return f"{self.how} {self.image}" + (f" ({self.detail})" if self.detail else "")
+        """One line for tables: 'built hgm-testbed:ab12…', or 'fallback hgm-base:latest: why'."""
+        return f"{self.how} {self.image}" + (f": {self.detail}" if self.how == "fallback" and self.detail else "")
 
 
 @dataclass(frozen=True)
