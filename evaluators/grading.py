@@ -127,6 +127,7 @@ def _grade_once(
     if GIT_DIR_PATH.search(patch):
         return result(Outcome.PATCH_FAILED, detail="the patch touches .git/ (not allowed)")
     try:
+        suite.ensure_environment(task, backend)  # the task's image on this backend (pulled or built once)
         env = suite.grading_env(task)
         spec = SandboxSpec(image=env.image, limits=limits, labels={"hgm.role": "grading", "hgm.task": task.instance_id})
         with backend.open(spec) as session:

@@ -115,11 +115,15 @@ class Suite(abc.ABC):
         """
         memo: dict[str, Environment | Exception] = self.__dict__.setdefault("_environments", {})
         locks: dict[str, threading.Lock] = self.__dict__.setdefault("_environment_locks", {})
+        backend = backend or self.__dict__.get("_backend")
+        if backend is None and task.instance_id not in memo:
+            # no backend known yet: answer without remembering (a later call may know it)
+            return self._make_environment(task, None, on_event)
         lock = locks.setdefault(task.instance_id, threading.Lock())
         with lock:
             if task.instance_id not in memo:
                 try:
-                    memo[task.instance_id] = self._make_environment(task, backend or self.__dict__.get("_backend"), on_event)
+                    memo[task.instance_id] = self._make_environment(task, backend, on_event)
                 except Exception as exc:  # noqa: BLE001 - remembered, raised to every caller
                     memo[task.instance_id] = exc
             found = memo[task.instance_id]
