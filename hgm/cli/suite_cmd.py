@@ -157,7 +157,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check every task: the gold patch resolves it and the empty patch does not.
 
-        Each task's environment is obtained first (its image, pulled or built from its Dockerfile, or the hgm-base fallback); the `environment` column says which."""
+        Each task's environment is obtained first (its image, pulled or built from its Dockerfile, or the hgm-base fallback); the `environment` lines under the table say which way each task went."""
         from rich.console import Console
         from rich.table import Table
 
@@ -180,16 +180,22 @@ def register(app: typer.Typer) -> None:
         else:
             table = Table(title=f"{suite.name}: {len(checks) - len(failed)}/{len(checks)} valid ({sandbox.name} backend)")
             table.add_column("task", no_wrap=True)
-            for column in ("environment", "gold", "empty", "seconds", "valid", "problem"):
+            for column in ("gold", "empty", "seconds", "valid", "problem"):
                 table.add_column(column)
+            groups: dict[str, list[str]] = {}
             for c in checks:
                 gold = c.gold.outcome.value if c.gold else "-"
                 empty = c.empty.outcome.value if c.empty else "-"
                 seconds = sum(r.duration for r in (c.gold, c.empty) if r)
                 valid = "[yellow]skipped[/]" if c.skipped else ("[green]yes[/]" if c.ok else "[red]NO[/]")
-                where = c.environment.describe() if c.environment else "-"
-                table.add_row(c.instance_id, where, gold, empty, f"{seconds:.1f}", valid, c.skipped or c.problem)
-            Console().print(table)
+                table.add_row(c.instance_id, gold, empty, f"{seconds:.1f}", valid, c.skipped or c.problem)
+                if c.environment:
+                    groups.setdefault(c.environment.describe(), []).append(c.instance_id)
+            console = Console()
+            console.print(table)
+            for where, ids in groups.items():  # which way each task's environment went
+                shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+                console.print(f"environment {where}: {shown}", highlight=False, soft_wrap=True)
         if failed:
             raise typer.Exit(1)
 

@@ -84,8 +84,9 @@ def test_validate_builds_the_dockerfiles_then_falls_back(calc_suite_path: Path, 
         fallback = CliRunner().invoke(build_app(), ["suite", "validate", str(suite_dir), "--backend", "docker"],
                                       env={"COLUMNS": "300"})
         assert fallback.exit_code == 0, fallback.output
-        rows = [line for line in fallback.stdout.splitlines() if "calc-" in line]
-        assert len(rows) == 2 and all(f"fallback hgm-base:latest: base image {base}" in row for row in rows)
+        said = [line for line in fallback.stdout.splitlines() if line.startswith("environment ")]
+        assert len(said) == 1 and said[0].startswith(f"environment fallback hgm-base:latest: base image {base}")
+        assert said[0].endswith(": calc-1, calc-2")
         again = CliRunner().invoke(build_app(), ["suite", "validate", str(suite_dir), "--backend", "docker", "--json"])
         for task in json.loads(again.stdout)["tasks"]:
             assert task["gold"]["outcome"] == "resolved" and task["empty"]["outcome"] == "unresolved"
