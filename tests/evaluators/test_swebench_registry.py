@@ -102,6 +102,7 @@ def test_prepare_pulls_solves_grades_and_prunes(
     client = docker.from_env()
     namespace = f"hgmtest{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("HGM_SWEBENCH_NAMESPACE", namespace)
+    monkeypatch.setenv("HGM_CACHE_DIR", str(tmp_path / "cache"))  # this test's own record of what hgm pulled
     jsonl = instances_file(calc_suite_path, tmp_path / "instances.jsonl")
     task = load_suite(jsonl).tasks()[0]
     # swebench's naming, spelled out: `__` -> `_1776_`, lowercase
