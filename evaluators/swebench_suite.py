@@ -36,7 +36,7 @@ from typing import Any, Iterable
 from sandbox.api import BASE_IMAGE, Backend, SandboxError, Session
 from sandbox.image_cache import ImageCache, default_max_bytes
 
-from evaluators.repos import GIT_ENV, RepoError, put_repo, snapshot
+from evaluators.repos import RepoError, snapshot
 from evaluators.suite import TESTBED, EnvEvent, Environment, GradingEnv, OnEvent, Suite, SuiteError
 from evaluators.task import Task, TaskError, parse_task
 
@@ -285,14 +285,12 @@ class SWEBenchSuite(Suite):
         )
 
     def prepare(self, session: Session, task: Task, dest: str = TESTBED) -> str:
+        from evaluators.testbed import place_repo
+
+        # a swebench image already holds the repository at /testbed, at base_commit
         env = self.ensure_environment(task)
-        if env.repo_in_image:
-            # the swebench image already holds the repository at /testbed, at base_commit
-            check = session.exec(f"git -C {TESTBED} rev-parse HEAD", timeout=60, env=GIT_ENV)
-            if not check.ok:
-                raise SandboxError(f"image {env.image} has no repository at {TESTBED}")
-            return TESTBED
-        return put_repo(session, snapshot(self.repo_source(task, env.detail), task.base_commit, self.cache), dest)
+        return place_repo(session, env, dest, lambda: snapshot(self.repo_source(task, env.detail), task.base_commit,
+                                                               self.cache))
 
     def test_spec(self, task: Task) -> Any:
         """swebench's TestSpec (`make_test_spec`) with the instance's eval script, or a generic one."""

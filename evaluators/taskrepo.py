@@ -34,7 +34,7 @@ import yaml
 from sandbox.api import BASE_IMAGE, Backend, SandboxError, Session
 from sandbox.image_cache import ImageCache, default_max_bytes
 
-from evaluators.repos import GIT_ENV, RepoError, put_repo, snapshot
+from evaluators.repos import RepoError, snapshot
 from evaluators.suite import TESTBED, Environment, GradingEnv, OnEvent, Suite, SuiteError
 from evaluators.task import Task, TaskError, parse_task
 
@@ -198,13 +198,10 @@ class TaskRepoSuite(Suite):
         return Environment(self._with_requirements(task, self.base_image), how="fallback", detail=why)
 
     def prepare(self, session: Session, task: Task, dest: str = TESTBED) -> str:
-        env = self.ensure_environment(task)
-        if env.repo_in_image:
-            check = session.exec(f"git -C {TESTBED} rev-parse HEAD", timeout=60, env=GIT_ENV)
-            if not check.ok:
-                raise SandboxError(f"image {env.image} has no repository at {TESTBED}")
-            return TESTBED
-        return put_repo(session, snapshot(self.repo_source(task), task.base_commit, self.cache_dir), dest)
+        from evaluators.testbed import place_repo
+
+        return place_repo(session, self.ensure_environment(task), dest,
+                          lambda: snapshot(self.repo_source(task), task.base_commit, self.cache_dir))
 
     def grading_env(self, task: Task) -> GradingEnv:
         from swebench.harness.utils import make_test_spec

@@ -22,9 +22,11 @@ import hashlib
 import json
 import shlex
 from pathlib import Path
-from sandbox.api import Backend, SandboxError, SandboxSpec
+from typing import Callable
+from sandbox.api import Backend, SandboxError, SandboxSpec, Session
 from sandbox.image_cache import ImageCache, cache_root
 
+from evaluators.repos import GIT_ENV, put_repo
 from evaluators.suite import TESTBED, EnvEvent, Environment, OnEvent
 
 LAYER_TAG = "hgm-testbed"
@@ -147,11 +149,21 @@ def testbed_environment(
     return Environment(tag, how=how, detail=detail, env=env, python=python, repo_in_image=repo)
 
 
+def place_repo(session: Session, env: Environment, dest: str, snapshot_dir: Callable[[], Path]) -> str:
+    """The task's repository in `session`: the image's own /testbed, else a snapshot put at `dest`."""
+    if not env.repo_in_image:
+        return put_repo(session, snapshot_dir(), dest)
+    check = session.exec(f"git -C {TESTBED} rev-parse HEAD", timeout=60, env=GIT_ENV)
+    if not check.ok:
+        raise SandboxError(f"image {env.image} has no repository at {TESTBED}")
+    return TESTBED
+
+
 def runs_images(backend: Backend | None) -> bool:
     """Whether `backend` starts sandboxes from images (the local backend does not)."""
     flag = getattr(backend, "uses_images", None)
     return bool(flag) if flag is not None else getattr(backend, "name", "") == "docker"
 
 
-__all__ = ["LAYER", "ensure_layer", "env_name", "layer_tag", "parse_probe", "probe", "probe_script",
+__all__ = ["LAYER", "ensure_layer", "env_name", "layer_tag", "parse_probe", "place_repo", "probe", "probe_script",
            "runs_images", "testbed_environment"]
