@@ -118,7 +118,7 @@ def _prepare(
             if bar is not None:
                 progress.remove_task(bar)
             if item.error:
-                progress.console.print(f"[red]failed[/] {item.error}", highlight=False)
+                progress.console.print(f"[red]failed[/] {item.error}", highlight=False, soft_wrap=True)
             progress.advance(overall)
 
         results = prepare_suite(suite, sandbox, [t.instance_id for t in tasks], require_image=is_swebench,
