@@ -126,6 +126,7 @@ def _grade_once(
     if GIT_DIR_PATH.search(patch):
         return result(Outcome.PATCH_FAILED, detail="the patch touches .git/ (not allowed)")
     try:
+        suite.ensure_environment(task, backend)  # the task's image on this backend (pulled or built once)
         env = suite.grading_env(task)
         spec = SandboxSpec(image=env.image, limits=limits, labels={"hgm.role": "grading", "hgm.task": task.instance_id})
         with backend.open(spec) as session:
@@ -142,7 +143,7 @@ def _grade_once(
             run = session.exec(
                 f"bash {shlex.quote(where + '/driver.sh')} {' '.join(shlex.quote(a) for a in args)} 2>&1",
                 timeout=timeout,
-                env=eval_environment(session, backend, testbed),
+                env={**eval_environment(session, backend, testbed), **env.env},  # task env activated
                 workdir=testbed,
             )
         log = run.stdout + (f"\n{run.stderr}" if run.stderr else "")

@@ -9,14 +9,19 @@ Grading: instances in swebench 5's schema carry their own `eval_script`, `image`
 `make_test_spec`. Older instances (no `eval_script`) get a generic script: restore
 the files the test patch touches, apply the test patch, run pytest -rA on them.
 
-Environments: when the instance's swebench image exists in the local Docker engine
-(pulled or built where Docker Hub answers), the agent and the grader run in it and
-the repository is the one the image holds at /testbed. Otherwise hgm uses hgm-base
-plus the repository from a local mirror (`repos_dir`, or $HGM_SWEBENCH_REPOS:
-`<owner>__<name>.bundle`, `<name>.bundle` or a git checkout directory); real
-SWE-bench repositories also need their Python dependencies there, which only their
-images provide. Offline (here), what is covered is loading, spec and eval-script
-building, and grading recorded logs.
+Environments (`ensure_environment`, done lazily or ahead by `hgm suite prepare`): the
+instance's swebench image, named as swebench names it (`swebench.image_builder`'s
+ImageSpec: `<namespace>/sweb.eval.x86_64.<id>:latest`, lowercase, `__` -> `_1776_`; an
+instance's own `image` column wins unless a namespace is given), is used when the local
+engine has it, else pulled (from `registry` when given, then also tagged with its
+canonical name), else built from the instance's Dockerfile in a swebench task repo
+(`build` + `task_repo`). hgm adds its uid-1000 testbed layer and reads the conda
+activation (`evaluators.testbed`). Pulled and built images are recorded in the image
+cache and kept under its disk cap. Where no image can be had, hgm-base plus the
+repository from a local mirror (`repos_dir`, or $HGM_SWEBENCH_REPOS:
+`<owner>__<name>.bundle`, `<name>.bundle` or a git checkout directory); real SWE-bench
+repositories also need their dependencies there, which only their images provide.
+Settings: `registry` ($HGM_SWEBENCH_REGISTRY), `namespace` ($HGM_SWEBENCH_NAMESPACE).
 """
 
 from __future__ import annotations
@@ -28,10 +33,11 @@ import shlex
 from pathlib import Path
 from typing import Any, Iterable
 
-from sandbox.api import BASE_IMAGE, SandboxError, Session
+from sandbox.api import BASE_IMAGE, Backend, SandboxError, Session
+from sandbox.image_cache import ImageCache, default_max_bytes
 
-from evaluators.repos import GIT_ENV, RepoError, put_repo, snapshot
-from evaluators.suite import TESTBED, GradingEnv, Suite, SuiteError
+from evaluators.repos import RepoError, snapshot
+from evaluators.suite import TESTBED, EnvEvent, Environment, GradingEnv, OnEvent, Suite, SuiteError
 from evaluators.task import Task, TaskError, parse_task
 
 ALIASES = {
@@ -41,6 +47,24 @@ ALIASES = {
     "verified": "SWE-bench/SWE-bench_Verified",
 }
 DIFF_HEADER = re.compile(r"^diff --git a/(\S+) b/(\S+)$", re.M)
+DEFAULT_NAMESPACE = "swebench"
+
+
+def instance_image_name(instance_id: str, namespace: str = DEFAULT_NAMESPACE, tag: str = "latest") -> str:
+    """swebench's name for an instance image (its own ImageSpec naming rules)."""
+    from swebench.image_builder.image_spec import ImageSpec
+
+    return ImageSpec(instance_id=instance_id, dockerfile="(prebuilt)", namespace=namespace, tag=tag).name
+
+
+def with_registry(ref: str, registry: str | None) -> str:
+    """`ref` as served by `registry` (HOST[:PORT]); a registry host already in `ref` is replaced."""
+    if not registry:
+        return ref
+    first, sep, rest = ref.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        ref = rest
+    return f"{registry.strip().rstrip('/')}/{ref}"
 
 
 def read_instances(path: Path) -> list[dict[str, Any]]:
@@ -122,6 +146,11 @@ class SWEBenchSuite(Suite):
         repos_dir: Path | None = None,
         base_image: str = BASE_IMAGE,
         cache: Path | None = None,
+        registry: str | None = None,
+        namespace: str | None = None,
+        pull: bool = True,
+        build: bool = False,
+        task_repo: Path | None = None,
     ) -> None:
         self.name = name
         self._tasks = tasks
@@ -129,7 +158,12 @@ class SWEBenchSuite(Suite):
         self.repos_dir = Path(repos_dir) if repos_dir else (Path(env_repos) if env_repos else None)
         self.base_image = base_image
         self.cache = cache
-        self._local_images: dict[str, bool] = {}
+        self.registry = registry or os.environ.get("HGM_SWEBENCH_REGISTRY") or None
+        self.namespace = namespace or os.environ.get("HGM_SWEBENCH_NAMESPACE") or None
+        self.pull = pull
+        self.build = build
+        self.task_repo = Path(task_repo) if task_repo else None
+        self._pinned: set[str] = set()
 
     @classmethod
     def from_file(cls, path: Path, **options: Any) -> "SWEBenchSuite":
@@ -157,40 +191,106 @@ class SWEBenchSuite(Suite):
 
     # -- environment -------------------------------------------------------------------
 
-    def _has_local_image(self, image: str) -> bool:
-        if not image:
-            return False
-        if image not in self._local_images:
-            try:
-                from sandbox.images import image_exists
-
-                self._local_images[image] = image_exists(image)
-            except Exception:  # noqa: BLE001 - no engine: no image
-                self._local_images[image] = False
-        return self._local_images[image]
+    def image_name(self, task: Task) -> str:
+        """The instance's swebench image name (without a registry)."""
+        if self.namespace is None and task.image:
+            return task.image
+        return instance_image_name(task.instance_id, self.namespace or DEFAULT_NAMESPACE)
 
     def image(self, task: Task) -> str:
-        return task.image if self._has_local_image(task.image) else self.base_image
+        return self.ensure_environment(task).image
 
-    def repo_source(self, task: Task) -> Path:
+    def _make_environment(self, task: Task, backend: Backend | None, on_event: OnEvent | None) -> Environment:
+        from evaluators.testbed import runs_images, testbed_environment
+        from sandbox.images import docker_client
+
+        if not runs_images(backend):
+            return self._fallback(task, "this backend runs no images")
+        client = docker_client(timeout=600)
+        try:
+            cache = ImageCache()
+            source, how, detail = self._source_image(task, client, cache, on_event)
+            if source is None:
+                return self._fallback(task, detail)
+            env = testbed_environment(source, how, detail, backend, client, cache, on_event, task.instance_id)
+            self._pinned.update({source, env.image})
+            if how in ("pulled", "built"):
+                cache.prune(client, default_max_bytes(), keep=self._pinned)
+            return env
+        finally:
+            client.close()
+
+    def _source_image(
+        self, task: Task, client, cache: ImageCache, on_event: OnEvent | None,
+    ) -> tuple[str | None, str, str]:
+        """(local image name, how, detail), or (None, "", why no image can be had)."""
+        from sandbox.images import image_id, pull_image, tag_image
+
+        canonical = self.image_name(task)
+        remote = with_registry(canonical, self.registry)
+        for ref in dict.fromkeys((canonical, remote)):
+            found = image_id(ref, client)
+            if found:
+                cache.touch(found)
+                return ref, "image", ""
+        why = f"image {canonical} is not here"
+        if self.pull:
+            def progress(state) -> None:
+                if on_event:
+                    on_event(EnvEvent(task.instance_id, f"pulling {remote}", state.done, state.total))
+
+            try:
+                found = pull_image(remote, client=client, progress=progress)
+                cache.record(found, remote, "pulled")
+                if remote != canonical:
+                    tag_image(remote, canonical, client)
+                    cache.record(found, canonical, "pulled")
+                return canonical, "pulled", f"from {remote}"
+            except SandboxError as exc:
+                why = str(exc)
+        if self.build:
+            return self._build_image(task, canonical, client, cache, on_event, why)
+        return None, "", why
+
+    def _build_image(
+        self, task: Task, canonical: str, client, cache: ImageCache, on_event: OnEvent | None, why: str,
+    ) -> tuple[str | None, str, str]:
+        """Build the instance's Dockerfile from the swebench task repo `task_repo`."""
+        from evaluators.dockerfiles import build_task_image
+
+        task_dir = self.task_repo / "tasks" / task.instance_id if self.task_repo else None
+        if task_dir is None or not (task_dir / "Dockerfile").is_file():
+            where = f"{self.task_repo}/tasks/{task.instance_id}/Dockerfile" if self.task_repo else "a task repo (--task-repo)"
+            return None, "", f"{why}; and no Dockerfile to build it from in {where}"
+        try:
+            build_task_image(task_dir, client, cache, on_event, tag=canonical)
+        except SandboxError as exc:
+            return None, "", f"{why}; building it failed: {exc}"
+        return canonical, "built", f"from {task_dir}/Dockerfile"
+
+    def _fallback(self, task: Task, why: str) -> Environment:
+        # the repository comes from a local mirror; `prepare` says so when there is none
+        return Environment(self.base_image, how="fallback", detail=why)
+
+    def repo_source(self, task: Task, why: str = "") -> Path:
         owner, _, name = task.repo.rpartition("/")
         if self.repos_dir is not None:
             for candidate in (f"{owner}__{name}.bundle", f"{name}.bundle", f"{owner}__{name}", name):
                 if (self.repos_dir / candidate).exists():
                     return self.repos_dir / candidate
         raise RepoError(
-            f"{task.instance_id}: no local mirror of {task.repo} and no swebench image {task.image or '(none named)'}; "
-            f"put {owner}__{name}.bundle in a directory given as repos_dir or $HGM_SWEBENCH_REPOS"
+            f"{task.instance_id}: {why or 'no swebench image ' + self.image_name(task)}; and no local mirror of "
+            f"{task.repo}: run `hgm suite prepare` (with --registry HOST:PORT for a private registry), or put "
+            f"{owner}__{name}.bundle in a directory given as repos_dir or $HGM_SWEBENCH_REPOS"
         )
 
     def prepare(self, session: Session, task: Task, dest: str = TESTBED) -> str:
-        if self.image(task) != self.base_image:
-            # the swebench image already holds the repository at /testbed, at base_commit
-            check = session.exec(f"git -C {TESTBED} rev-parse HEAD", timeout=60, env=GIT_ENV)
-            if not check.ok:
-                raise SandboxError(f"image {task.image} has no repository at {TESTBED}")
-            return TESTBED
-        return put_repo(session, snapshot(self.repo_source(task), task.base_commit, self.cache), dest)
+        from evaluators.testbed import place_repo
+
+        # a swebench image already holds the repository at /testbed, at base_commit
+        env = self.ensure_environment(task)
+        return place_repo(session, env, dest, lambda: snapshot(self.repo_source(task, env.detail), task.base_commit,
+                                                               self.cache))
 
     def test_spec(self, task: Task) -> Any:
         """swebench's TestSpec (`make_test_spec`) with the instance's eval script, or a generic one."""
@@ -200,7 +300,10 @@ class SWEBenchSuite(Suite):
         return make_test_spec({**task.instance(), "eval_script": script})
 
     def grading_env(self, task: Task) -> GradingEnv:
-        return GradingEnv(image=self.image(task), eval_script=self.test_spec(task).eval_script, log_parser=task.log_parser)
+        env = self.ensure_environment(task)
+        return GradingEnv(image=env.image, eval_script=self.test_spec(task).eval_script, log_parser=task.log_parser,
+                          env=env.env)
 
 
-__all__ = ["SWEBenchSuite", "generic_eval_script", "read_instances", "files_in_patch"]
+__all__ = ["DEFAULT_NAMESPACE", "SWEBenchSuite", "files_in_patch", "generic_eval_script", "instance_image_name",
+           "read_instances", "with_registry"]

@@ -10,7 +10,7 @@ from sandbox.api import Backend
 
 from evaluators.grading import DEFAULT_TEST_TIMEOUT, grade
 from evaluators.outcomes import GradeResult, Outcome
-from evaluators.suite import Suite
+from evaluators.suite import Environment, OnEvent, Suite
 from evaluators.task import Task
 
 
@@ -22,6 +22,8 @@ class TaskCheck:
     gold: GradeResult | None = None
     empty: GradeResult | None = None
     skipped: str | None = None
+    environment: Environment | None = None
+    environment_error: str = ""
 
     @property
     def ok(self) -> bool:
@@ -34,7 +36,7 @@ class TaskCheck:
         """One line saying what is wrong ('' when valid)."""
         if self.ok:
             return ""
-        parts = []
+        parts = [f"environment: {self.environment_error}"] if self.environment_error else []
         if self.gold is None or not self.gold.resolved:
             got = self.gold.outcome.value if self.gold else "not run"
             parts.append(f"gold patch: {got}{' (' + self.gold.detail + ')' if self.gold and self.gold.detail else ''}")
@@ -49,19 +51,26 @@ class TaskCheck:
             "ok": self.ok,
             "skipped": self.skipped,
             "problem": self.problem,
+            "environment": self.environment.to_dict() if self.environment else None,
             "gold": self.gold.to_dict() if self.gold else None,
             "empty": self.empty.to_dict() if self.empty else None,
         }
 
 
-def validate_task(suite: Suite, task: Task, backend: Backend, timeout: float = DEFAULT_TEST_TIMEOUT) -> TaskCheck:
-    """Grade the gold patch and the empty patch (both run) of one task."""
+def validate_task(
+    suite: Suite, task: Task, backend: Backend, timeout: float = DEFAULT_TEST_TIMEOUT, on_event: OnEvent | None = None,
+) -> TaskCheck:
+    """Obtain the task's environment, then grade the gold patch and the empty patch (both run)."""
     reason = suite.skip_reason(task)
     if reason:
         return TaskCheck(task.instance_id, skipped=reason)
+    try:
+        environment = suite.ensure_environment(task, backend, on_event)
+    except Exception as exc:  # noqa: BLE001 - nothing can provide the task: a finding, not a crash
+        return TaskCheck(task.instance_id, environment_error=str(exc).splitlines()[0] if str(exc) else repr(exc))
     gold = grade(suite.gold_patch(task), task, suite, backend, timeout=timeout)
     empty = grade("", task, suite, backend, timeout=timeout, run_empty=True)
-    return TaskCheck(task.instance_id, gold=gold, empty=empty)
+    return TaskCheck(task.instance_id, gold=gold, empty=empty, environment=environment)
 
 
 def validate_suite(
@@ -71,13 +80,14 @@ def validate_suite(
     workers: int = 1,
     timeout: float = DEFAULT_TEST_TIMEOUT,
     on_done: Callable[[TaskCheck], None] | None = None,
+    on_event: OnEvent | None = None,
 ) -> list[TaskCheck]:
     """Validate the selected tasks, `workers` at a time; results in task order."""
     tasks = suite.select(ids)
     suite.use_backend(backend)
 
     def run(task: Task) -> TaskCheck:
-        check = validate_task(suite, task, backend, timeout)
+        check = validate_task(suite, task, backend, timeout, on_event)
         if on_done:
             on_done(check)
         return check

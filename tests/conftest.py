@@ -1,8 +1,9 @@
 """Suite-wide settings: keep litellm offline, and gate Docker / local-model tests.
 
-Tests marked `docker` or `local_model` are skipped with a reason when the engine or
-the model is missing. CI sets HGM_REQUIRE_DOCKER=1 and HGM_REQUIRE_LOCAL_MODEL=1 so a
-missing dependency fails the run instead of silently skipping.
+Tests marked `docker`, `local_model` or `registry` are skipped with a reason when the
+engine, the model or Debian's `docker-registry` is missing. CI sets HGM_REQUIRE_DOCKER=1,
+HGM_REQUIRE_LOCAL_MODEL=1 and HGM_REQUIRE_REGISTRY=1 so a missing dependency fails the
+run instead of silently skipping.
 
 A test that finds out only while running that it cannot check its property calls the
 `require_or_skip` fixture with the gate that covers it instead of `pytest.skip`:
@@ -15,6 +16,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import shutil
 from typing import Callable, NoReturn
 
 import pytest
@@ -45,10 +47,19 @@ def local_model_problem() -> str | None:
     return None
 
 
+@functools.cache
+def registry_problem() -> str | None:
+    """Return why a local image registry cannot be started here, or None when it can."""
+    if shutil.which("docker-registry") is None:
+        return "Debian's docker-registry is not installed (apt-get install docker-registry)"
+    return docker_problem()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     gates = {
         "docker": (docker_problem, "HGM_REQUIRE_DOCKER"),
         "local_model": (local_model_problem, "HGM_REQUIRE_LOCAL_MODEL"),
+        "registry": (registry_problem, "HGM_REQUIRE_REGISTRY"),
     }
     for marker, (problem_of, required_var) in gates.items():
         marked = [item for item in items if marker in item.keywords]

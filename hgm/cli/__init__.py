@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "hgm.cli.doctor",
     "hgm.cli.sandbox_cmd",
     "hgm.cli.gateway_cmd",
+    "hgm.cli.suite_cmd",
     "hgm.cli.eval_cmd",
     "hgm.cli.run_cmd",
     "hgm.cli.simulate_cmd",

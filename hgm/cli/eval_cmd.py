@@ -1,62 +1,14 @@
-"""`hgm suite validate` and `hgm eval`: check a task suite, measure an agent on it."""
+"""`hgm eval`: measure an agent on a task suite."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 import typer
 
 from hgm.cli.common import fail, print_json
-
-if TYPE_CHECKING:
-    from evaluators.suite import Suite
-    from sandbox.api import Backend
-
-def _open_suite(ref: str) -> "Suite":
-    from evaluators.repos import RepoError
-    from evaluators.suite import SuiteError, load_suite
-    from evaluators.task import TaskError
-
-    try:
-        suite = load_suite(ref)
-        suite.tasks()  # validate every task file now: one clear error, nothing half-run
-    except (SuiteError, TaskError, RepoError) as exc:
-        fail(str(exc))
-    except (OSError, ValueError) as exc:
-        fail(f"cannot load suite {ref}: {exc}")
-    return suite
-
-
-def _select(suite: "Suite", ids: Optional[list[str]]) -> list[Any]:
-    from evaluators.suite import SuiteError
-
-    try:
-        return suite.select(ids)
-    except SuiteError as exc:
-        fail(str(exc))
-
-
-def _open_backend(name: str) -> "Backend":
-    from sandbox import get_backend
-    from sandbox.api import SandboxError
-
-    if name not in ("auto", "docker", "local"):
-        fail(f"unknown --backend {name!r}; use auto, docker or local")
-    try:
-        return get_backend(name)  # type: ignore[arg-type]
-    except SandboxError as exc:
-        fail(f"{exc}; use --backend local or start a Docker engine")
-
-
-def _progress():
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=Console(stderr=True), transient=True,
-    )
+from hgm.cli.suite_cmd import open_backend, open_suite, progress_bar, select_tasks
 
 
 def _outcome_style(outcome: str) -> str:
@@ -100,76 +52,7 @@ def _stage_agent(agent: str, dest: Path) -> Path:
 
 
 def register(app: typer.Typer) -> None:
-    """Add `hgm suite validate` and `hgm eval`."""
-    suite_app = typer.Typer(help="Task suites: validate them, list their tasks.", no_args_is_help=True)
-
-    @suite_app.command("validate")
-    def validate_cmd(
-        suite_ref: str = typer.Argument(..., metavar="NAME|PATH", help="Bundled suite name, task-repo dir, Polyglot checkout or SWE-bench file."),
-        tasks: Optional[list[str]] = typer.Option(None, "--tasks", help="Only these task ids (repeatable)."),
-        backend: str = typer.Option("auto", "--backend", help="auto, docker or local."),
-        workers: int = typer.Option(1, "--workers", min=1, help="Tasks validated in parallel."),
-        timeout: float = typer.Option(300.0, "--timeout", help="Seconds per test run."),
-        json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-    ) -> None:
-        """Check every task: the gold patch resolves it and the empty patch does not."""
-        from rich.console import Console
-        from rich.table import Table
-
-        from evaluators.validate import validate_suite
-
-        suite = _open_suite(suite_ref)
-        ids = [t.instance_id for t in _select(suite, tasks)]
-        sandbox = _open_backend(backend)
-        with _progress() as progress:
-            bar = progress.add_task(f"validating {suite.name}", total=len(ids))
-            checks = validate_suite(
-                suite, sandbox, ids, workers=workers, timeout=timeout,
-                on_done=lambda _check: progress.advance(bar),
-            )
-        failed = [c for c in checks if not c.ok]
-        if json_out:
-            print_json({"suite": suite.name, "backend": sandbox.name, "ok": not failed,
-                        "tasks": [c.to_dict() for c in checks]})
-        else:
-            table = Table(title=f"{suite.name}: {len(checks) - len(failed)}/{len(checks)} valid ({sandbox.name} backend)")
-            table.add_column("task", no_wrap=True)
-            for column in ("gold", "empty", "seconds", "valid", "problem"):
-                table.add_column(column)
-            for c in checks:
-                gold = c.gold.outcome.value if c.gold else "-"
-                empty = c.empty.outcome.value if c.empty else "-"
-                seconds = sum(r.duration for r in (c.gold, c.empty) if r)
-                valid = "[yellow]skipped[/]" if c.skipped else ("[green]yes[/]" if c.ok else "[red]NO[/]")
-                table.add_row(c.instance_id, gold, empty, f"{seconds:.1f}", valid, c.skipped or c.problem)
-            Console().print(table)
-        if failed:
-            raise typer.Exit(1)
-
-    @suite_app.command("list")
-    def list_cmd(
-        suite_ref: str = typer.Argument(..., metavar="NAME|PATH"),
-        json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-    ) -> None:
-        """List a suite's tasks."""
-        from rich.console import Console
-        from rich.table import Table
-
-        suite = _open_suite(suite_ref)
-        rows = [{"instance_id": t.instance_id, "repo": t.repo, "fail_to_pass": len(t.FAIL_TO_PASS),
-                 "pass_to_pass": len(t.PASS_TO_PASS), "skip": suite.skip_reason(t)} for t in suite.tasks()]
-        if json_out:
-            print_json({"suite": suite.name, "kind": suite.kind, "tasks": rows})
-            return
-        table = Table(title=f"{suite.name} ({suite.kind}, {len(rows)} tasks)")
-        table.add_column("task", no_wrap=True)
-        for column in ("repo", "F2P", "P2P", "note"):
-            table.add_column(column)
-        for r in rows:
-            table.add_row(r["instance_id"], r["repo"], str(r["fail_to_pass"]), str(r["pass_to_pass"]), r["skip"] or "")
-        Console().print(table)
-
-    app.add_typer(suite_app, name="suite")
+    """Add `hgm eval` (`hgm suite ...` lives in hgm.cli.suite_cmd)."""
 
     @app.command("eval")
     def eval_cmd(
@@ -211,9 +94,9 @@ def register(app: typer.Typer) -> None:
         from hgm.cli.run_cmd import check_model_or_fail
 
         check_model_or_fail(model, api_base)
-        suite = _open_suite(suite_ref)
-        selected = _select(suite, tasks)
-        sandbox = _open_backend(backend)
+        suite = open_suite(suite_ref)
+        selected = select_tasks(suite, tasks)
+        sandbox = open_backend(backend)
         suite.use_backend(sandbox)
         skipped = {t.instance_id: reason for t in selected if (reason := suite.skip_reason(t))}
         runnable = [t for t in selected if t.instance_id not in skipped]
@@ -236,7 +119,7 @@ def register(app: typer.Typer) -> None:
         setup = EvalSetup(backend=sandbox, suite=suite, access=gateway.access, costs=costs, limits=limits, root=out_dir)
 
         rows: list[dict[str, Any]] = []
-        with gateway, _progress() as progress:
+        with gateway, progress_bar() as progress:
             bar = progress.add_task(f"{Path(agent).name} on {suite.name}", total=len(runnable))
 
             def one(task: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""`hgm sandbox build-base` and `hgm sandbox gc`."""
+"""`hgm sandbox build-base`, `hgm sandbox gc` and `hgm sandbox prune`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from hgm.cli.common import fail, print_json
 
 def register(app: typer.Typer) -> None:
     """Add the `sandbox` sub-app to `app`."""
-    sub = typer.Typer(help="Sandboxes: build the base image, remove leftover containers.", no_args_is_help=True)
+    sub = typer.Typer(help="Sandboxes: build the base image, remove leftover containers, bound task-image disk use.",
+                      no_args_is_help=True)
 
     @sub.command("build-base")
     def build_base(
@@ -74,5 +75,46 @@ def register(app: typer.Typer) -> None:
         else:
             scope = f" of run {run}" if run else ""
             typer.echo(f"removed {len(removed)} sandbox container(s){scope}")
+
+    @sub.command("prune")
+    def prune(
+        max_gb: float = typer.Option(None, "--max-gb", min=0, help="Cap in GiB (default: $HGM_IMAGES_MAX_GB, else 50)."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be removed."),
+        json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    ) -> None:
+        """Remove the least recently used task images hgm pulled or built until they fit the cap.
+
+        Only images recorded in hgm's image cache (~/.cache/hgm/images.json) are candidates; images you pulled or built yourself, and images a container still uses, stay."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from sandbox.api import SandboxError
+        from sandbox.image_cache import GB, ImageCache, default_max_bytes
+        from sandbox.images import docker_client
+
+        try:
+            cap = int(max_gb * GB) if max_gb is not None else default_max_bytes()
+            client = docker_client()
+        except SandboxError as exc:
+            fail(f"{exc}; start dockerd or check DOCKER_HOST")
+        try:
+            report = ImageCache().prune(client, cap, dry_run=dry_run)
+        finally:
+            client.close()
+        if json_out:
+            print_json({"dry_run": dry_run, **report.to_dict()})
+            return
+        verb = "would remove" if dry_run else "removed"
+        table = Table(title=f"hgm task images: {report.before / GB:.2f} GiB -> {report.after / GB:.2f} GiB "
+                            f"(cap {cap / GB:.2f} GiB)")
+        for column in ("images", "GiB", "last used", "result"):
+            table.add_column(column)
+        import time
+
+        for group in report.groups:
+            used = time.strftime("%Y-%m-%d %H:%M", time.localtime(group.last_used)) if group.last_used else "-"
+            result = f"[red]{verb}[/]" if group.removed else f"kept: {group.kept_because}"
+            table.add_row("\n".join(group.refs), f"{group.size / GB:.2f}", used, result)
+        Console().print(table)
 
     app.add_typer(sub, name="sandbox")

@@ -101,17 +101,19 @@ def evaluate(
 def _solve(setup: EvalSetup, agent_dir: Path, task: Task, tags: Mapping[str, object]) -> AgentRun:
     access = setup.access(tags)
     limits = setup.limits
+    # the task's image (pulled or built once when missing) and its activated environment
+    environment = setup.suite.ensure_environment(task, setup.backend)
     spec = SandboxSpec(
-        image=setup.suite.image(task),
+        image=environment.image,
         mounts=tuple(access.mounts),
-        env=dict(access.env),
+        env={**access.env, **environment.env},  # the task's environment (e.g. conda's PATH) wins
         limits=limits.sandbox_limits,
         labels={**dict(limits.labels), "hgm.purpose": "solve", "hgm.task": task.instance_id},
     )
     with setup.backend.open(spec) as session:
         testbed = setup.suite.prepare(session, task, TESTBED)
-        return run_agent(session, setup.backend.python, agent_dir, "solve", task.problem_statement, testbed,
-                         AgentLimits(limits.max_steps, limits.solve_timeout_s))
+        return run_agent(session, environment.python or setup.backend.python, agent_dir, "solve",
+                         task.problem_statement, testbed, AgentLimits(limits.max_steps, limits.solve_timeout_s))
 
 
 def _rel(root: Path | None, path: Path) -> str:

@@ -165,9 +165,45 @@ def test_uses_the_instance_image_when_the_engine_has_it(jsonl: Path, calc_suite_
                     symlinks=True)
     (context / "Dockerfile").write_text("FROM hgm-base:latest\nCOPY --chown=1000:1000 testbed /testbed\n")
     build_image_from(None, context, task.image, network_mode="none")
+    env = None
     try:
-        assert suite.image(task) == task.image
         assert grade(task.patch, task, suite, docker_backend).outcome is Outcome.RESOLVED
         assert grade("", task, suite, docker_backend, run_empty=True).outcome is Outcome.UNRESOLVED
+        env = suite.ensure_environment(task, docker_backend)
+        assert env.how == "image" and env.repo_in_image and env.image.startswith("hgm-testbed:")  # uid-1000 layer
+        assert docker.from_env().images.get(env.image).labels["hgm.source"] == task.image
     finally:
+        if env is not None:
+            docker.from_env().images.remove(env.image, force=True)
         docker.from_env().images.remove(task.image, force=True)
+
+
+def test_image_names_follow_swebench() -> None:
+    from evaluators.swebench_suite import instance_image_name, with_registry
+    from evaluators.task import parse_task
+
+    assert instance_image_name("Django__django-11099") == "swebench/sweb.eval.x86_64.django_1776_django-11099:latest"
+    assert instance_image_name("a__b-1", "MyNS") == "myns/sweb.eval.x86_64.a_1776_b-1:latest"
+    assert with_registry("swebench/x:latest", "127.0.0.1:5000") == "127.0.0.1:5000/swebench/x:latest"
+    assert with_registry("docker.io/swebench/x:latest", "mirror:5000") == "mirror:5000/swebench/x:latest"
+    assert with_registry("swebench/x:latest", None) == "swebench/x:latest"
+    row = {"instance_id": "o__r-1", "repo": "o/r", "base_commit": "abc", "problem_statement": "p",
+           "FAIL_TO_PASS": ["t"], "image": "elsewhere/own-image:v1"}
+    task = parse_task(row)
+    assert SWEBenchSuite("s", [task]).image_name(task) == "elsewhere/own-image:v1"  # the instance's column wins
+    assert SWEBenchSuite("s", [task], namespace="mirror").image_name(task) == "mirror/sweb.eval.x86_64.o_1776_r-1:latest"
+
+
+def test_probe_output_gives_the_activation_as_swebench_does_it() -> None:
+    from evaluators.testbed import SPLIT, parse_probe, probe_script
+
+    before = "PATH=/usr/bin:/bin\0HOME=/home/nonroot\0SHLVL=1\0"
+    after = ("PATH=/opt/miniconda3/envs/testbed/bin:/usr/bin:/bin\0HOME=/home/nonroot\0SHLVL=2\0"
+             "CONDA_DEFAULT_ENV=testbed\0MULTI=a\nb\0")
+    output = f"python=/opt/miniconda3/bin/python3\nrepo=yes\n{SPLIT}{before}{SPLIT}{after}"
+    python, repo, env = parse_probe(output)
+    assert python == "/opt/miniconda3/bin/python3" and repo
+    assert env == {"PATH": "/opt/miniconda3/envs/testbed/bin:/usr/bin:/bin", "CONDA_DEFAULT_ENV": "testbed",
+                   "MULTI": "a\nb"}
+    assert parse_probe(f"python=\n{SPLIT}{before}") == (None, False, {})  # no conda env: nothing to activate
+    assert 'conda activate "$2"' in probe_script() and "testbed" in probe_script()
