@@ -116,7 +116,13 @@ def register(app: typer.Typer) -> None:
             fail(f"--model {model}: {exc}")
         limits = SolveLimits(max_steps=agent_limits.solve_step_limit, solve_timeout_s=agent_limits.solve_timeout_s,
                              test_timeout_s=agent_limits.test_timeout_s)
-        setup = EvalSetup(backend=sandbox, suite=suite, access=gateway.access, costs=costs, limits=limits, root=out_dir)
+        environments: dict[str, str] = {}
+
+        def note_environment(task: Any, environment: Any) -> None:
+            environments[task.instance_id] = environment.describe()
+
+        setup = EvalSetup(backend=sandbox, suite=suite, access=gateway.access, costs=costs, limits=limits, root=out_dir,
+                          on_environment=note_environment)
 
         rows: list[dict[str, Any]] = []
         with gateway, progress_bar() as progress:
@@ -127,6 +133,7 @@ def register(app: typer.Typer) -> None:
                 record = evaluate(setup, 0, agent_dir, task, out_dir / task.instance_id, tags)
                 progress.advance(bar)
                 return {"task": task.instance_id, "outcome": record.status, "detail": record.detail,
+                        "environment": environments.get(task.instance_id, ""),
                         "seconds": round(record.total_s or 0.0, 2), "tokens": record.tokens,
                         "cost": round(record.cost_usd, 6), "artifacts": str(out_dir / task.instance_id)}
 
@@ -164,4 +171,7 @@ def register(app: typer.Typer) -> None:
                           f"(95% CI {low:.1%}-{high:.1%}); infra errors (unscored): {summary['infra_errors']}")
         else:
             console.print("no task was measured")
+        prepared = sorted({env for env in environments.values() if not env.startswith(("image ", "base "))})
+        for env in prepared:  # environments obtained for this evaluation: pulled, built or fallen back
+            console.print(f"environment {env}")
         console.print(f"artifacts: {out_dir}")

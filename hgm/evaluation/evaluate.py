@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping
 
 from archive.records import EvalRecord
 from evaluators.grading import grade
-from evaluators.suite import TESTBED, Suite
+from evaluators.suite import TESTBED, Environment, Suite
 from evaluators.task import Task
 from sandbox.api import Backend, Limits, SandboxSpec
 
@@ -56,6 +56,8 @@ class EvalSetup:
     costs: CostBook
     limits: SolveLimits = field(default_factory=SolveLimits)
     root: Path | None = None  # artifact paths are stored relative to it when inside it
+    # told how each task's environment was obtained (pulled, built, fallback, ...)
+    on_environment: Callable[[Task, Environment], None] | None = None
 
 
 def evaluate(
@@ -103,6 +105,8 @@ def _solve(setup: EvalSetup, agent_dir: Path, task: Task, tags: Mapping[str, obj
     limits = setup.limits
     # the task's image (pulled or built once when missing) and its activated environment
     environment = setup.suite.ensure_environment(task, setup.backend)
+    if setup.on_environment is not None:
+        setup.on_environment(task, environment)
     spec = SandboxSpec(
         image=environment.image,
         mounts=tuple(access.mounts),

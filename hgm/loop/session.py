@@ -210,7 +210,7 @@ def run_session(
         gateway = _gateway(config, costs, preload)
         stack.callback(gateway.close)
         handler = (handler_factory or SandboxJobHandler)(
-            run=run, eval_setup=eval_setup(config, suite, tracking, gateway, costs, run.path),
+            run=run, eval_setup=eval_setup(config, suite, tracking, gateway, costs, run.path, EnvironmentLog(run)),
             expand_setup=expand_setup(config, tasks, tracking, gateway, run.path.name), costs=costs, backend=tracking,
             session_id=session, session_index=previous_sessions, seed=config.seed,
         )
@@ -243,7 +243,10 @@ def run_session(
     return SessionResult(outcome, summary, session, notes, executor, handler)
 
 
-def eval_setup(config: RunConfig, suite: Any, backend: Any, gateway: Any, costs: CostBook, root: Path) -> EvalSetup:
+def eval_setup(
+    config: RunConfig, suite: Any, backend: Any, gateway: Any, costs: CostBook, root: Path,
+    on_environment: Callable[[Any, Any], None] | None = None,
+) -> EvalSetup:
     """What every evaluation of this run shares (limits from the run's agent config)."""
     limits = SolveLimits(
         max_steps=config.agent.solve_step_limit,
@@ -251,7 +254,8 @@ def eval_setup(config: RunConfig, suite: Any, backend: Any, gateway: Any, costs:
         test_timeout_s=config.agent.test_timeout_s,
         labels=(("hgm.run", Path(root).name),),
     )
-    return EvalSetup(backend=backend, suite=suite, access=gateway.access, costs=costs, limits=limits, root=Path(root))
+    return EvalSetup(backend=backend, suite=suite, access=gateway.access, costs=costs, limits=limits, root=Path(root),
+                     on_environment=on_environment)
 
 
 def expand_setup(config: RunConfig, tasks: dict[str, Any], backend: Any, gateway: Any, run_name: str) -> ExpandSetup:
@@ -266,6 +270,23 @@ def expand_setup(config: RunConfig, tasks: dict[str, Any], backend: Any, gateway
     return ExpandSetup(backend=backend, access=gateway.access, gateway_url=gateway.url, alias=gateway.config.alias,
                        model=config.model, tasks=tasks, evolve=config.evolve, limits=limits,
                        diagnose_timeout_s=config.agent.improve_timeout_s)
+
+
+class EnvironmentLog:
+    """Logs, once per task, how its environment was obtained (an `environment` event)."""
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, task: Any, environment: Any) -> None:
+        with self._lock:
+            if task.instance_id in self._seen:
+                return
+            self._seen.add(task.instance_id)
+        self._run.log_event("environment", {"task": task.instance_id, "how": environment.how,
+                                            "image": environment.image, "detail": environment.detail})
 
 
 def store_call(run: Run, record: Any) -> None:
