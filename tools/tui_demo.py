@@ -118,12 +118,13 @@ def write_artifacts(folder: Path, task: str, status: str, rng: random.Random) ->
         (f"python {os.path.join('/tools', 'replace.py')} {module}/core.py 'a.end >= b.start' 'a.end > b.start'", "replaced 1 occurrence"),
         (f"python -m pytest -q tests/test_{module}.py", "......\n6 passed in 0.19s" if status == "resolved" else "F.....\n1 failed, 5 passed"),
     ]
+    taken = steps[: rng.randint(3, 5)]
     with (folder / "trajectory.jsonl").open("w") as fh:
-        for n, (command, output) in enumerate(steps[: rng.randint(3, 5)], 1):
+        for n, (command, output) in enumerate(taken, 1):
             fh.write(json.dumps({"step": n, "action": command,
                                  "observation": {"exit_code": 0 if "passed" in output and "failed" not in output else 1,
                                                  "output": output, "timed_out": False}}) + "\n")
-        fh.write(json.dumps({"step": 6, "action": "submit", "observation": None}) + "\n")
+        fh.write(json.dumps({"step": len(taken) + 1, "action": "submit", "observation": None}) + "\n")
     patch = "" if status == "empty_patch" else (
         f"diff --git a/{module}/core.py b/{module}/core.py\n--- a/{module}/core.py\n+++ b/{module}/core.py\n"
         "@@ -36,3 +36,3 @@ def merge(a, b):\n-    if a.end >= b.start:\n+    if a.end > b.start:\n"

@@ -40,6 +40,7 @@ EvalTable, CallTable { height: 1fr; }
 #picker-note { height: auto; padding: 0 1; }
 #dialog { width: 80%; max-width: 90; height: auto; max-height: 80%; padding: 1 2; background: $surface;
           border: round $primary; }
+#dialog Label { width: 100%; }
 #compare-list { height: auto; max-height: 14; }
 #dialog-buttons { height: auto; align-horizontal: right; }
 #dialog-buttons Button { margin-left: 1; }

@@ -428,10 +428,9 @@ class RunData:
             acceptance=acceptance,
             lesson=node["lesson"] or (expansion or {}).get("lesson") or None,
             diagnosis=readable_diagnosis(node["diagnosis"] or (expansion or {}).get("diagnosis") or ""),
-            evaluations=(
-                f"{evals['measured']} measured, {evals['rows'] - evals['measured']} not measured "
-                "(infrastructure error or abandoned)"
-            ),
+            evaluations=f"{evals['measured']} measured"
+            + (f", {evals['rows'] - evals['measured']} infrastructure error(s) or abandoned"
+               if evals["rows"] > evals["measured"] else ""),
             expansion_cost=(
                 f"{fmt.money(expansion['cost_usd'])}, {fmt.tokens(expansion['tokens'])} tokens"
                 + (f", {fmt.seconds(expansion['finished'] - expansion['started'])}" if expansion.get("started") else "")
@@ -525,10 +524,10 @@ class RunData:
 def _stat_rows(row: NodeRow) -> dict[str, str]:
     own = "not measured yet"
     if row.evals:
-        own = f"{row.successes}/{row.evals} resolved, mean {row.mean:.2f}, 95% interval [{row.low:.2f}, {row.high:.2f}]"
+        own = f"{row.mean:.2f} ({row.successes}/{row.evals} resolved), 95% interval [{row.low:.2f}, {row.high:.2f}]"
     clade = "not measured yet"
     if row.clade_evals:
-        clade = f"{row.clade_successes}/{row.clade_evals} resolved over the version and its descendants ({row.clade_mean:.2f})"
+        clade = f"{row.clade_mean:.2f} ({row.clade_successes}/{row.clade_evals} resolved by it and its descendants)"
     choice = "-" if row.score is None else f"score {row.score:.3f}" + (" (the version this run ships)" if row.shipped else "")
     flight = []
     if row.in_flight.evaluations:

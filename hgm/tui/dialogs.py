@@ -93,7 +93,7 @@ class ExportScreen(ModalScreen[tuple[Path, str] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(f"Export version {self.node_id} (like `hgm export`): path that does not exist yet")
+            yield Label(f"Export version {self.node_id} as `hgm export` does, to a path that does not exist yet:")
             yield Input(str(self.default), id="export-path")
             yield Select([(f, f) for f in EXPORT_FORMATS], value="dir", allow_blank=False, id="export-format")
             with Horizontal(id="dialog-buttons"):

@@ -10,11 +10,13 @@ from rich.table import Table
 from rich.text import Text
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Static
+from textual.widgets import Footer, Static
 
 from hgm.tui.data import NodeDetail
 
 MAX_DIFF_LINES = 5000
+COMPACT_BELOW = 110  # columns: a narrower footer drops its padding...
+PALETTE_HINT_FROM = 100  # ...and, narrower still, its ctrl+p hint (the key still works; ? lists it)
 SYNTAX_THEME = "ansi_dark"  # ANSI colours only: the same look in a 16-colour terminal
 
 
@@ -29,6 +31,12 @@ class VimScroll(VerticalScroll):
         Binding("g", "scroll_home", "Top", show=False),
         Binding("G", "scroll_end", "Bottom", show=False),
     ]
+
+
+def fit_footer(footer: Footer, width: int) -> None:
+    """Keep every key of the footer on screen in an 80-column terminal."""
+    footer.compact = width < COMPACT_BELOW
+    footer.show_command_palette = width >= PALETTE_HINT_FROM
 
 
 def summary_table(detail: NodeDetail) -> Table:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -14,18 +14,18 @@ from textual.widgets import DataTable, Footer, Static
 from hgm.tui import fmt
 from hgm.tui.data import RunListing, list_runs
 from hgm.tui.labels import STATUS_STYLE
+from hgm.tui.panes import fit_footer
 from hgm.tui.tables import VIM_TABLE_BINDINGS
 
 
 class RunTable(DataTable):
-    BINDINGS = VIM_TABLE_BINDINGS
+    BINDINGS = VIM_TABLE_BINDINGS + [Binding("enter", "select_cursor", "Open", tooltip="Open the run under the cursor")]
 
 
 class PickerScreen(Screen[None]):
     """Choose a run: status, nodes, evaluations, best, age; enter opens it."""
 
     BINDINGS = [
-        Binding("enter", "open", "Open", tooltip="Open the run under the cursor"),
         Binding("r", "reload", "Reload", tooltip="Read the runs folder again"),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -40,6 +40,9 @@ class PickerScreen(Screen[None]):
         yield RunTable(cursor_type="row", zebra_stripes=True, id="runs")
         yield Static("", id="picker-note")
         yield Footer()
+
+    def on_resize(self, event: events.Resize) -> None:
+        fit_footer(self.query_one(Footer), event.size.width)
 
     def on_mount(self) -> None:
         table = self.query_one(RunTable)
@@ -70,6 +73,7 @@ class PickerScreen(Screen[None]):
             )
         note = "" if runs else f"no runs in {self.runs_dir}: start one with `hgm run`, or pass a run: `hgm tui RUN`"
         self.query_one("#picker-note", Static).update(Text(note, style="dim"))
+        self.query_one("#picker-note", Static).display = bool(note)
 
     def action_open(self) -> None:
         table = self.query_one(RunTable)

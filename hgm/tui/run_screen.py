@@ -19,30 +19,22 @@ from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane, Tree
+from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane, Tabs, Tree
 
 from hgm.tui.data import RunData, TreeSnapshot
 from hgm.tui.dialogs import CompareScreen, ExportScreen, HelpScreen
 from hgm.tui.labels import header_text
-from hgm.tui.panes import DiffPane, SummaryPane
+from hgm.tui.panes import DiffPane, SummaryPane, fit_footer
 from hgm.tui.replay import Replay
 from hgm.tui.tables import CallTable, EvalTable, PagedTable
 from hgm.tui.trajectory import TrajectoryScreen
 from hgm.tui.tree_view import AgentTree
 
 TABS = ("summary", "diff", "evals", "calls")
-COMPACT_BELOW = 110  # columns: a narrower footer drops its padding...
-PALETTE_HINT_FROM = 100  # ...and, narrower still, its ctrl+p hint (the key still works; ? lists it)
 SELECT_DELAY_S = 0.12  # wait for the cursor to settle before reading a version's details
 REPLAY_TICK_S = 0.25
 REPLAY_SECONDS = 60  # a played replay takes about this long, whatever the run's size
 REFRESH_BACKOFF = 4  # follow mode spends at most about 1/4 of the time rebuilding snapshots
-
-
-def fit_footer(footer: Footer, width: int) -> None:
-    """Keep every key of the footer on screen in an 80-column terminal."""
-    footer.compact = width < COMPACT_BELOW
-    footer.show_command_palette = width >= PALETTE_HINT_FROM
 
 
 class RunScreen(Screen[None]):
@@ -122,6 +114,7 @@ class RunScreen(Screen[None]):
         fit_footer(self.query_one(Footer), event.size.width)
 
     def on_mount(self) -> None:
+        self.query_one(Tabs).can_focus = False  # 1-4 switch tabs; tab moves between the tree and a tab's content
         self.agent_tree.focus()
         self._load_first()
         self.set_interval(self.poll_s, self._poll)

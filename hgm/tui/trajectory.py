@@ -6,7 +6,7 @@ from rich.console import Group, RenderableType
 from rich.rule import Rule
 from rich.syntax import Syntax
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -14,7 +14,7 @@ from textual.widgets import Footer, Static
 
 from hgm.tui import fmt
 from hgm.tui.data import EvalRow, RunData, Step, TrajectoryView
-from hgm.tui.panes import SYNTAX_THEME, VimScroll, diff_renderable
+from hgm.tui.panes import SYNTAX_THEME, VimScroll, diff_renderable, fit_footer
 from hgm.tui.tables import OUTCOME_STYLE
 
 LOG_TAIL_LINES = 200
@@ -69,6 +69,9 @@ class TrajectoryScreen(Screen[None]):
             yield Static("", id="report")
             yield Static("", id="log")
         yield Footer()
+
+    def on_resize(self, event: events.Resize) -> None:
+        fit_footer(self.query_one(Footer), event.size.width)
 
     def on_mount(self) -> None:
         self.query_one("#trajectory").focus()

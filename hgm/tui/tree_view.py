@@ -110,7 +110,13 @@ class AgentTree(Tree[int]):
     def action_open_node(self) -> None:
         node = self.cursor_node
         if node is not None and node.allow_expand and not node.is_expanded:
-            node.expand()
+            self._toggle_node(node)
+
+    def _toggle_node(self, node: TreeNode[int]) -> None:
+        # children are added before the node opens, so a key pressed right after sees them
+        if node.allow_expand and not node.is_expanded:
+            self._populate(node)
+        super()._toggle_node(node)
 
     def action_close_node(self) -> None:
         node = self.cursor_node

@@ -67,7 +67,7 @@ def test_detail_of_a_child_and_of_the_seed(data: RunData) -> None:
     assert rows["operator"] == "improve"
     assert rows["acceptance"].startswith("accepted (expansion #")
     assert rows["lesson"] and "what went wrong:" in rows["diagnosis"] and "proposal:" in rows["diagnosis"]
-    assert rows["own"].startswith(f"{child.successes}/{child.evals} resolved")
+    assert rows["own"].startswith(f"{child.mean:.2f} ({child.successes}/{child.evals} resolved)")
     assert "$" in rows["made for"] and "tokens" in rows["made for"]
     assert rows["model calls"].split()[0].isdigit()
     seed = dict(data.detail(snap.root_id, snap.nodes[snap.root_id]).rows())
