@@ -57,18 +57,24 @@ EDITS = [
      'QUIET_TOOLS = {"PAGER": "cat", "GIT_PAGER": "cat", "TERM": "dumb", "PIP_PROGRESS_BAR": "off",\n'
      '               "PYTHONDONTWRITEBYTECODE": "1"}'),
 ]
-LESSONS = ["failed_task:intervals-2", "empty_patches", "failed_task:ledger-3", "stochastic", "failed_task:iniconf-1",
-           "context_length", "failed_task:ratelimit-2", "failed_task:textstats-1"]
-PROBLEMS = [
-    ("The agent submitted without running the failing test, so an off-by-one went unnoticed.",
-     "Tell the agent to re-run the failing test before it submits.",
-     "Edit the solve prompt: after the fix, run the test named in the task again; submit only when it passes."),
-    ("Half of the attempts ended with an empty patch: the agent explored, then submitted nothing.",
-     "Check the diff before submitting.",
-     "Change the steps-left note to ask for a non-empty `git diff` before `submit`."),
-    ("Test output was cut before the assertion message because the runner flushed late.",
-     "Wait longer for output after a command ends.",
-     "Raise DRAIN_SECONDS in agent/shell.py and keep the head and tail of the output."),
+# (lesson, what went wrong, proposal, plan): the diagnosis behind EDITS[i], same order
+DIAGNOSES = [
+    ("empty_patches", "Half of the attempts ended with an empty patch: the agent explored, then submitted nothing.",
+     "Check the diff before submitting.", "Change the steps-left note to ask for a non-empty `git diff` first."),
+    ("failed_task:ledger-3", "Test output was cut before the assertion message because the runner flushed late.",
+     "Wait longer for output after a command ends.", "Raise DRAIN_SECONDS in agent/shell.py."),
+    ("failed_task:textstats-1", "The whole test suite ran past the command timeout; the attempt learned nothing.",
+     "Suggest running one test file at a time.", "Extend the timeout note in agent/prompts.py with that example."),
+    ("failed_task:iniconf-1", "The model wrote its command in a console block, refused three times as a format error.",
+     "Accept console blocks as shell.", 'Add "console" to SHELL_LANGUAGES in agent/actions.py.'),
+    ("stochastic", "Attempts that were close to a fix ran out of steps.",
+     "Allow a few more steps.", "Raise Limits.max_steps in agent/loop.py from 30 to 40."),
+    ("failed_task:intervals-2", "The agent submitted without running the failing test again; an off-by-one slipped by.",
+     "Re-run the failing test before submitting.", "Say so in the solve prompt (agent/prompts.py)."),
+    ("context_length", "Long pytest logs filled the context window before the agent reached the fix.",
+     "Keep less of each command's output.", "Lower max_output in agent/loop.py."),
+    ("failed_task:ratelimit-2", "Byte-code files written by test runs ended up in the patch.",
+     "Stop Python from writing byte-code in commands.", "Set PYTHONDONTWRITEBYTECODE=1 in agent/shell.py."),
 ]
 FAILURES = ["own tests failed: test_contract_cli (agent.tests.test_contract)", "the diff is empty",
             "the child edited agent/tests/test_contract.py (contract tests must stay untouched)"]
@@ -205,8 +211,7 @@ def build_demo_run(run_dir: Path, *, start: float = DEMO_START, children: int = 
                 child_dir = Path(child_tmp) / "tree"
                 run.checkout(parent, child_dir)
                 apply_edit(child_dir, made)
-                lesson = LESSONS[made % len(LESSONS)]
-                wrong, proposal, plan = PROBLEMS[made % len(PROBLEMS)]
+                lesson, wrong, proposal, plan = DIAGNOSES[made % len(DIAGNOSES)]  # what apply_edit(made) does
                 diagnosis = json.dumps({"fell_back": False, "attempts": 1, "errors": [], "problem": proposal,
                                         "reply": {"what_went_wrong": wrong, "improvement_proposal": proposal,
                                                   "implementation_plan": plan}})

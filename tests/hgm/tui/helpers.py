@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from hgm.tui.app import HgmTui
@@ -27,3 +28,9 @@ async def ready(pilot) -> None:
     app = pilot.app
     await until(pilot, lambda: app.run_screen is not None and app.run_screen.ready, what="the first snapshot")
     await until(pilot, lambda: "version" in app.run_screen.query_one("SummaryPane").text(), what="the summary")
+
+
+def shows_version(app: HgmTui, node_id: int) -> bool:
+    """Does the Summary tab show version `node_id`?"""
+    text = app.run_screen.query_one("SummaryPane").text()
+    return re.search(rf"^version\s+{node_id}\s*$", text, re.MULTILINE) is not None

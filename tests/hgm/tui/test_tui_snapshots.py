@@ -13,7 +13,7 @@ import pytest
 from hgm.tui.app import HgmTui
 from hgm.tui.data import RunData
 from hgm.tui.trajectory import TrajectoryScreen
-from tests.hgm.tui.helpers import ready, until
+from tests.hgm.tui.helpers import ready, shows_version, until
 from tools.tui_demo import DEMO_START
 
 NARROW = (80, 24)
@@ -34,8 +34,8 @@ def select(node_id: int, *keys: str):
         await ready(pilot)
         screen = pilot.app.run_screen
         screen.agent_tree.reveal(node_id)
-        await until(pilot, lambda: screen.selected == node_id and f"version       {node_id}" in
-                    screen.query_one("SummaryPane").text(), what=f"version {node_id}")
+        await until(pilot, lambda: screen.selected == node_id and shows_version(pilot.app, node_id),
+                    what=f"version {node_id}")
         for key in keys:
             await pilot.press(key)
         await pilot.pause(0.3)
