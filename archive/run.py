@@ -288,13 +288,15 @@ class Run:
 
     def evaluation_totals(self, node_id: int | None = None) -> dict[str, Any]:
         """Counts and sums over evaluations (all, or one node's): rows, measured, resolved, tokens, cost_usd."""
+        return self._totals("evaluations", node_id, {
+            "rows": "COUNT(*)", "measured": "COUNT(utility)", "resolved": "COALESCE(SUM(utility), 0)",
+            "tokens": "COALESCE(SUM(tokens), 0)", "cost_usd": "COALESCE(SUM(cost_usd), 0)",
+        })
+
+    def _totals(self, table: str, node_id: int | None, columns: dict[str, str]) -> dict[str, Any]:
         where, params = _where(("node_id = ?", node_id))
-        row = self._read_one(
-            "SELECT COUNT(*), COUNT(utility), COALESCE(SUM(utility), 0), COALESCE(SUM(tokens), 0),"
-            f" COALESCE(SUM(cost_usd), 0) FROM evaluations{where}",
-            params,
-        )
-        return dict(zip(("rows", "measured", "resolved", "tokens", "cost_usd"), row))
+        row = self._read_one(f"SELECT {', '.join(columns.values())} FROM {table}{where}", params)
+        return dict(zip(columns, row))
 
     def expansions(
         self, *, parent_id: int | None = None, child_id: int | None = None, since: float | None = None
@@ -310,13 +312,10 @@ class Run:
 
     def llm_call_totals(self, node_id: int | None = None) -> dict[str, Any]:
         """Counts and sums over model calls (all, or one node's): calls, errors, tokens, cost_usd."""
-        where, params = _where(("node_id = ?", node_id))
-        row = self._read_one(
-            "SELECT COUNT(*), COUNT(error), COALESCE(SUM(prompt_tokens + completion_tokens), 0),"
-            f" COALESCE(SUM(cost_usd), 0) FROM llm_calls{where}",
-            params,
-        )
-        return dict(zip(("calls", "errors", "tokens", "cost_usd"), row))
+        return self._totals("llm_calls", node_id, {
+            "calls": "COUNT(*)", "errors": "COUNT(error)",
+            "tokens": "COALESCE(SUM(prompt_tokens + completion_tokens), 0)", "cost_usd": "COALESCE(SUM(cost_usd), 0)",
+        })
 
     def llm_activity(self, since: float) -> list[dict[str, Any]]:
         """Model calls at or after `since`, grouped by (node_id, task_id, purpose): calls, first, last."""

@@ -34,43 +34,31 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from archive import EvalRecord, Run  # noqa: E402
+from benchmarks import archive_bench  # noqa: E402
 from hgm.tui.app import HgmTui  # noqa: E402
 from hgm.tui.data import RunData  # noqa: E402
 
-N_NODES = 10_000
-N_EVALS = 100_000
+N_NODES = archive_bench.N_NODES  # 10,000
+N_EVALS = archive_bench.N_EVALS  # 100,000
 REPEATS = 3
 SIZE = (120, 40)
 FIRST_PAINT_TARGET_S = 2.0
-STATUSES = ("resolved", "unresolved", "unresolved", "empty_patch", "timeout", "patch_failed")
+
+
+def wide_parent(i: int, rng: random.Random) -> int:
+    """About 1% of the versions are children of the root; the rest descend from recent ones."""
+    return 0 if rng.random() < 0.01 or i < 5 else rng.randrange(max(1, i - 300), i + 1)
 
 
 def build(run_dir: Path, rng: random.Random) -> float:
-    """Create the big run; return seconds spent."""
-    seed = run_dir.parent / "seed"
-    (seed / "agent").mkdir(parents=True)
-    (seed / "agent" / "__init__.py").write_text("")
+    """The big run (see benchmarks/archive_bench.py) plus a model call on every tenth version."""
+    seconds = archive_bench.build(run_dir, rng, wide_parent, {"bench": True, "budget": {"evals": N_EVALS}}, "improve")
     started = time.perf_counter()
-    with Run.create(run_dir, {"bench": True, "budget": {"evals": N_EVALS}}, seed, hgm_version="bench") as run:
-        parents = [0 if rng.random() < 0.01 or i < 5 else rng.randrange(max(1, i - 300), i + 1) for i in range(N_NODES - 1)]
-        run.import_nodes((p, "improve") for p in parents)
-        per_node = N_EVALS // N_NODES
-        batch: list[EvalRecord] = []
-        for node in range(N_NODES):
-            rate = rng.random()
-            for k in range(per_node):
-                status = "resolved" if rng.random() < rate else rng.choice(STATUSES[1:])
-                batch.append(EvalRecord(node, f"task-{k}", status, started=0.0, finished=1.0 + node,
-                                        agent_s=0.7, grade_s=0.3, total_s=1.0, tokens=1000, cost_usd=0.001))
-            if len(batch) >= 10_000:
-                run.record_evals(batch)
-                batch = []
-        if batch:
-            run.record_evals(batch)
+    with Run.open(run_dir, writable=True) as run:
         for node in range(0, N_NODES, 10):
             run.record_llm_call(purpose="solve", node_id=node, task_id="task-0", prompt_tokens=900,
                                 completion_tokens=100, cost_usd=0.002, latency_s=1.5)
-    return time.perf_counter() - started
+    return seconds + time.perf_counter() - started
 
 
 async def settle(pilot, app) -> None:

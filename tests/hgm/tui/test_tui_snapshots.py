@@ -61,22 +61,23 @@ def test_diff_tab(app, snap_compare) -> None:
     assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
 
 
-def test_evaluations_tab(app, snap_compare) -> None:
-    async def run_before(pilot) -> None:
-        await select(3, "3")(pilot)
-        table = pilot.app.run_screen.query_one("#evals-table")
-        await until(pilot, lambda: table.items and len(table.items) == table.total, what="the evaluations")
+def full_table(node_id: int, key: str, table_id: str):
+    """A `run_before` that selects `node_id`, opens a tab by `key` and waits for its whole table."""
 
-    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
+    async def run_before(pilot) -> None:
+        await select(node_id, key)(pilot)
+        table = pilot.app.run_screen.query_one(table_id)
+        await until(pilot, lambda: table.items and len(table.items) == table.total, what=f"{table_id} filled")
+
+    return run_before
+
+
+def test_evaluations_tab(app, snap_compare) -> None:
+    assert snap_compare(app, terminal_size=WIDE, run_before=full_table(3, "3", "#evals-table"))
 
 
 def test_model_calls_tab(app, snap_compare) -> None:
-    async def run_before(pilot) -> None:
-        await select(3, "4")(pilot)
-        table = pilot.app.run_screen.query_one("#calls-table")
-        await until(pilot, lambda: table.items and len(table.items) == table.total, what="the model calls")
-
-    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
+    assert snap_compare(app, terminal_size=WIDE, run_before=full_table(3, "4", "#calls-table"))
 
 
 def test_trajectory_viewer(app, snap_compare) -> None:
