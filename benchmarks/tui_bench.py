@@ -52,7 +52,7 @@ def wide_parent(i: int, rng: random.Random) -> int:
 
 def build(run_dir: Path, rng: random.Random) -> float:
     """The big run (see benchmarks/archive_bench.py) plus a model call on every tenth version."""
-    seconds = archive_bench.build(run_dir, rng, wide_parent, {"bench": True, "budget": {"evals": N_EVALS}}, "improve")
+    seconds = archive_bench.build(run_dir, rng, wide_parent, {"bench": True, "budget": {"evals": N_EVALS}}, "self_improve")
     started = time.perf_counter()
     with Run.open(run_dir, writable=True) as run:
         for node in range(0, N_NODES, 10):

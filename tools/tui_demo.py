@@ -216,7 +216,7 @@ def build_demo_run(run_dir: Path, *, start: float = DEMO_START, children: int = 
                                         "reply": {"what_went_wrong": wrong, "improvement_proposal": proposal,
                                                   "implementation_plan": plan}})
                 finished = tick(60)
-                child = run.add_node(parent, child_dir, "improve", lesson, diagnosis, expansion=ExpansionRecord(
+                child = run.add_node(parent, child_dir, "self_improve", lesson, diagnosis, expansion=ExpansionRecord(
                     parent, "ok", cost_usd=0.0148, tokens=34300, started=started, finished=finished,
                     lesson=lesson, diagnosis=diagnosis))
             made += 1

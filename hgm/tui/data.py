@@ -250,6 +250,7 @@ class Step:
     observation: str
     exit_code: int | None = None
     note: str = ""  # a model-call or format error instead of an action
+    thought: str = ""  # the model's words around its command
 
 
 @dataclass(frozen=True)
@@ -621,8 +622,20 @@ def parse_trajectory(text: str) -> list[Step]:
                 note = f"{key.replace('_', ' ')}: {fmt.one_line(str(entry[key]), 300)}"
         action = entry.get("action")
         steps.append(Step(int(entry.get("step", number)) if str(entry.get("step", "")).isdigit() else number,
-                          _clip("" if action is None else str(action)), _clip(output), exit_code, note))
+                          _clip("" if action is None else str(action)), _clip(output), exit_code, note,
+                          _thought(entry.get("messages"))))
     return steps
+
+
+def _thought(messages: Any) -> str:
+    """The model's reply of a step without its command block (the agent logs it in `messages`)."""
+    if not isinstance(messages, list):
+        return ""
+    replies = [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == "assistant"]
+    if not replies or not isinstance(replies[-1], str):
+        return ""
+    text = replies[-1].split("```", 1)[0].strip()
+    return fmt.one_line(text.removeprefix("THOUGHT:").strip(), 600)
 
 
 def list_runs(directory: Path) -> list[RunListing]:

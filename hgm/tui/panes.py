@@ -71,9 +71,10 @@ class SummaryPane(VimScroll):
         return capture.get()
 
 
-def diff_renderable(diff: str) -> RenderableType:
+def diff_renderable(diff: str, empty: str = "no change in the agent's code") -> RenderableType:
+    """A unified diff, syntax-highlighted with ANSI colours (its first MAX_DIFF_LINES lines)."""
     if not diff.strip():
-        return Text("no change in the agent's code", style="dim")
+        return Text(empty, style="dim")
     lines = diff.splitlines()
     note = None
     if len(lines) > MAX_DIFF_LINES:

@@ -25,6 +25,8 @@ def step_renderable(step: Step) -> RenderableType:
     if step.exit_code is not None:
         title += f" · exit {step.exit_code}"
     parts: list[RenderableType] = [Rule(title, align="left", style="blue")]
+    if step.thought:
+        parts.append(Text(step.thought, style="italic"))
     if step.note:
         parts.append(Text(step.note, style="yellow"))
     if step.action:
@@ -89,7 +91,8 @@ class TrajectoryScreen(Screen[None]):
         steps += [step_renderable(s) for s in view.steps]
         self.query_one("#steps", Static).update(Group(*steps))
         self.query_one("#patch", Static).update(
-            Group(Rule("final patch", align="left", style="green"), diff_renderable(view.patch))
+            Group(Rule("final patch", align="left", style="green"),
+                  diff_renderable(view.patch, empty="empty patch: the attempt changed nothing"))
         )
         report: RenderableType = (
             Syntax(view.report, "json", theme=SYNTAX_THEME, background_color="default", word_wrap=True)

@@ -43,6 +43,8 @@ class AgentTree(Tree[int]):
         self.by_clade = False
         self.shown_ids: set[int] | None = None  # None: every version; else a filter's versions + ancestors
         self._loaded: set[int] = set()
+        self._want_open: set[int] = set()  # opened by the user (or at start): reopen after a rebuild,
+        # and open as soon as a first child arrives
         self._widgets: dict[int, TreeNode[int]] = {}
         self._rows: dict[int, NodeRow] = {}
 
@@ -128,7 +130,11 @@ class AgentTree(Tree[int]):
             self.move_cursor(node.parent)
 
     def _on_tree_node_expanded(self, event: Tree.NodeExpanded[int]) -> None:
+        self._want_open.add(event.node.data)
         self._populate(event.node)
+
+    def _on_tree_node_collapsed(self, event: Tree.NodeCollapsed[int]) -> None:
+        self._want_open.discard(event.node.data)
 
     # ----- building ------------------------------------------------------------------
 
@@ -162,7 +168,7 @@ class AgentTree(Tree[int]):
             self._add(widget, child)
 
     def _expanded_ids(self) -> set[int]:
-        return {i for i, w in self._widgets.items() if w.is_expanded}
+        return {i for i, w in self._widgets.items() if w.is_expanded} | self._want_open
 
     def _rebuild(self, expanded: set[int]) -> None:
         """Recreate every widget from the snapshot, opening the versions in `expanded`."""
@@ -170,6 +176,7 @@ class AgentTree(Tree[int]):
         assert snap is not None
         cursor = self.cursor_id
         self.clear()
+        self._want_open = set(expanded)
         self._loaded.clear()
         self._widgets.clear()
         self._rows.clear()
@@ -189,10 +196,11 @@ class AgentTree(Tree[int]):
         stack = [widget]
         while stack:
             current = stack.pop()
-            if current.data not in expanded or not current.allow_expand:
+            if current.data not in expanded:
                 continue
-            self._populate(current)
-            current.expand()
+            self._populate(current)  # even without children yet: those that come will show
+            if current.allow_expand:
+                current.expand()
             stack.extend(current.children)
         self._invalidate()
 
@@ -218,6 +226,8 @@ class AgentTree(Tree[int]):
                 if have == wanted[: len(have)]:
                     for child in wanted[len(have):]:
                         self._add(current, child)
+                    if node_id in self._want_open and not current.is_expanded:
+                        current.expand()  # its first children arrived
                 else:
                     expanded = self._expanded_ids()
                     for child in list(current.children):

@@ -64,7 +64,7 @@ def test_detail_of_a_child_and_of_the_seed(data: RunData) -> None:
     child = next(n for n in snap.nodes.values() if n.parent_id is not None and n.evals)
     rows = dict(data.detail(child.id, child).rows())
     assert rows["version"] == str(child.id) and rows["parent"] == str(child.parent_id)
-    assert rows["operator"] == "improve"
+    assert rows["operator"] == "self_improve"
     assert rows["acceptance"].startswith("accepted (expansion #")
     assert rows["lesson"] and "what went wrong:" in rows["diagnosis"] and "proposal:" in rows["diagnosis"]
     assert rows["own"].startswith(f"{child.mean:.2f} ({child.successes}/{child.evals} resolved)")
@@ -119,10 +119,13 @@ def test_trajectory_survives_missing_and_broken_artifacts(data: RunData, demo_ru
         "no trajectory was recorded for this evaluation"]
     steps = parse_trajectory('{"step": 1, "action": "ls", "observation": {"exit_code": 2, "output": "x"}}\n'
                              "not json\n[1, 2]\n"
-                             '{"step": 4, "action": null, "llm_error": "HTTP 402 budget_exceeded"}\n')
+                             '{"step": 4, "action": null, "llm_error": "HTTP 402 budget_exceeded"}\n'
+                             '{"step": 5, "action": "ls", "messages": [{"role": "user", "content": "go"}, {"role": '
+                             '"assistant", "content": "THOUGHT: look first.\\n```bash\\nls\\n```"}]}\n')
     assert (steps[0].action, steps[0].exit_code, steps[0].observation) == ("ls", 2, "x")
     assert steps[1].note.startswith("unreadable line") and steps[2].observation == "[1, 2]"
     assert steps[3].note == "llm error: HTTP 402 budget_exceeded"
+    assert (steps[4].action, steps[4].thought) == ("ls", "look first.")
 
 
 def test_readable_diagnosis() -> None:

@@ -32,7 +32,7 @@ def row_of(app: HgmTui, node_id: int) -> int | None:
 
 async def test_follows_a_live_run_without_losing_the_cursor(tmp_path: Path) -> None:
     run = Run.create(tmp_path / "runs" / "live", {"budget": {"evals": 100}}, small_agent(tmp_path / "seed"))
-    run.import_nodes([(0, "improve")] * WIDE_ROOT + [(1, "improve")])  # 1..40 children of the root, 41 of 1
+    run.import_nodes([(0, "self_improve")] * WIDE_ROOT + [(1, "self_improve")])  # 1..40 children of the root, 41 of 1
     run.log_event("session_start", {"session": "live"})
     run.set_status("running")
     for task in ("t1", "t2"):
@@ -52,7 +52,7 @@ async def test_follows_a_live_run_without_losing_the_cursor(tmp_path: Path) -> N
             child = tmp_path / "child"
             run.checkout(1, child)
             apply_edit(child, 0)
-            new = [write(run.add_node, 1, child, "improve", lesson=f"lesson {i}") for i in range(3)]
+            new = [write(run.add_node, 1, child, "self_improve", lesson=f"lesson {i}") for i in range(3)]
             for i, node in enumerate(new):
                 write(run.record_eval, EvalRecord(node, "t1", "resolved" if i else "unresolved"))
             for task in ("t3", "t4", "t5"):
@@ -109,3 +109,20 @@ async def test_follows_a_live_run_without_losing_the_cursor(tmp_path: Path) -> N
         run.close()
     assert not errors, errors
     assert len(latencies) == 12 and max(latencies) < 1.0  # the reader never held the writer up
+
+
+async def test_the_root_opens_when_its_first_child_arrives(tmp_path: Path) -> None:
+    run = Run.create(tmp_path / "runs" / "fresh", {}, small_agent(tmp_path / "seed"))
+    run.set_status("running")
+    app = HgmTui(RunData.open(run.path), poll_s=0.05)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await ready(pilot)
+            tree = app.run_screen.agent_tree
+            assert not tree.root.children and "0 -/0" in screen_text(app)
+            run.import_nodes([(0, "self_improve")])
+            await until(pilot, lambda: tree.root.is_expanded and [c.data for c in tree.root.children] == [1],
+                        what="the root open on its first child")
+            assert re.search(r"^└ 1 -/0", screen_text(app), re.MULTILINE)
+    finally:
+        run.close()
