@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
-from textual import events, work
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -16,6 +16,7 @@ from hgm.tui.data import RunListing, list_runs
 from hgm.tui.labels import STATUS_STYLE
 from hgm.tui.panes import fit_footer
 from hgm.tui.tables import VIM_TABLE_BINDINGS
+from hgm.tui.workers import background
 
 
 class RunTable(DataTable):
@@ -51,7 +52,7 @@ class PickerScreen(Screen[None]):
         table.focus()
         self.action_reload()
 
-    @work(thread=True, exclusive=True)
+    @background("read")
     def action_reload(self) -> None:
         runs = list_runs(self.runs_dir)
         self.app.call_from_thread(self._show, runs)

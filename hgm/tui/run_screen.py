@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import events, on, work
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -29,6 +29,7 @@ from hgm.tui.replay import Replay
 from hgm.tui.tables import CallTable, EvalTable, PagedTable
 from hgm.tui.trajectory import TrajectoryScreen
 from hgm.tui.tree_view import AgentTree
+from hgm.tui.workers import background
 
 TABS = ("summary", "diff", "evals", "calls")
 SELECT_DELAY_S = 0.12  # wait for the cursor to settle before reading a version's details
@@ -121,7 +122,7 @@ class RunScreen(Screen[None]):
 
     # ----- snapshots -----------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="snapshot")
+    @background("snapshot")
     def _load_first(self) -> None:
         self.data.changed()  # remember the database version this snapshot reads
         snap = self.data.snapshot()
@@ -154,7 +155,7 @@ class RunScreen(Screen[None]):
         self._polling = True
         self._refresh_worker(self.filter_text, self.lineage_only)
 
-    @work(thread=True, exclusive=True, group="snapshot")
+    @background("snapshot")
     def _refresh_worker(self, filter_text: str, lineage: bool) -> None:
         try:
             if not self.data.changed():
@@ -165,8 +166,14 @@ class RunScreen(Screen[None]):
             # a big tree takes a while to score: refresh it less often, so the UI keeps the CPU
             self._next_refresh = time.monotonic() + REFRESH_BACKOFF * (time.monotonic() - started)
             self.app.call_from_thread(self._followed, snap, found, lineage)
+        except Exception as exc:  # noqa: BLE001 - one notice, then stop polling a run that cannot be read
+            self.app.call_from_thread(self._follow_failed, exc)
         finally:
             self._polling = False
+
+    def _follow_failed(self, exc: Exception) -> None:
+        self.follow = False
+        self.notify(f"follow stopped, the run cannot be read: {exc} (f tries again)", severity="error", timeout=10)
 
     def _followed(self, snap: TreeSnapshot, found: list[int] | None, lineage: bool) -> None:
         if self.replay is not None:
@@ -216,7 +223,7 @@ class RunScreen(Screen[None]):
         if self.query_one(TabbedContent).active == "diff":
             self._load_diff()
 
-    @work(thread=True, exclusive=True, group="summary")
+    @background("summary")
     def _load_summary(self, node_id: int) -> None:
         snap = self.snapshot
         row = snap.nodes.get(node_id) if snap else None
@@ -247,7 +254,7 @@ class RunScreen(Screen[None]):
         pane.show_message(f"version {old} → {self.selected}", "computing the diff…")
         self._diff_worker(old, self.selected)
 
-    @work(thread=True, exclusive=True, group="diff")
+    @background("diff")
     def _diff_worker(self, old: int, new: int) -> None:
         try:
             diff = self.data.diff(old, new)
@@ -307,7 +314,7 @@ class RunScreen(Screen[None]):
             return
         self._find(self.filter_text)
 
-    @work(thread=True, exclusive=True, group="find")
+    @background("find")
     def _find(self, text: str) -> None:
         found = self.data.find(text)
         self.app.call_from_thread(self._filtered, text, found)
@@ -387,7 +394,7 @@ class RunScreen(Screen[None]):
 
         self.app.push_screen(ExportScreen(node, default), chosen)
 
-    @work(thread=True, exclusive=True, group="export")
+    @background("export")
     def _export(self, node: int, dest: Path, fmt_name: str) -> None:
         try:
             written = self.data.export(node, dest, fmt_name)
@@ -421,7 +428,7 @@ class RunScreen(Screen[None]):
             return
         self._start_replay()
 
-    @work(thread=True, exclusive=True, group="snapshot")
+    @background("snapshot")
     def _start_replay(self) -> None:
         items = self.data.timeline()
         header = self.data.header()

@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Any, Generic, TypeVar
 
 from rich.text import Text
-from textual import work
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
 from hgm.tui import fmt
 from hgm.tui.data import CallRow, EvalRow, RunData
+from hgm.tui.workers import background
 
 T = TypeVar("T")
 PAGE = 100
@@ -93,7 +93,7 @@ class PagedTable(DataTable, Generic[T]):
         self._asked = offset
         self._load(self.node_id, offset)
 
-    @work(thread=True, exclusive=True, group="page")
+    @background("page")
     def _load(self, node_id: int, offset: int) -> None:
         total = self.count(node_id)
         rows = self.fetch(node_id, offset, PAGE)

@@ -6,7 +6,7 @@ from rich.console import Group, RenderableType
 from rich.rule import Rule
 from rich.syntax import Syntax
 from rich.text import Text
-from textual import events, work
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -16,6 +16,7 @@ from hgm.tui import fmt
 from hgm.tui.data import EvalRow, RunData, Step, TrajectoryView
 from hgm.tui.panes import SYNTAX_THEME, VimScroll, diff_renderable, fit_footer
 from hgm.tui.tables import OUTCOME_STYLE
+from hgm.tui.workers import background
 
 LOG_TAIL_LINES = 200
 
@@ -79,7 +80,7 @@ class TrajectoryScreen(Screen[None]):
         self.query_one("#trajectory").focus()
         self._read()
 
-    @work(thread=True, exclusive=True)
+    @background("read")
     def _read(self) -> None:
         view = self.data.trajectory(self.row)
         self.app.call_from_thread(self._show, view)

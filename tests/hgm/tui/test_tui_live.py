@@ -126,3 +126,28 @@ async def test_the_root_opens_when_its_first_child_arrives(tmp_path: Path) -> No
             assert re.search(r"^└ 1 -/0", screen_text(app), re.MULTILINE)
     finally:
         run.close()
+
+
+async def test_a_run_that_cannot_be_read_any_more_stops_follow_not_the_app(tmp_path: Path, monkeypatch) -> None:
+    from archive import CorruptDatabase
+
+    run = Run.create(tmp_path / "runs" / "r", {}, small_agent(tmp_path / "seed"))
+    run.set_status("running")
+    app = HgmTui(RunData.open(run.path), poll_s=0.05)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await ready(pilot)
+            assert app.run_screen.follow
+
+            def broken(self) -> None:
+                raise CorruptDatabase("hgm.db is unreadable (disk I/O error)")
+
+            monkeypatch.setattr(RunData, "snapshot", broken)
+            run.import_nodes([(0, "self_improve")])  # a commit: the next poll reads, and fails
+            await until(pilot, lambda: not app.run_screen.follow, what="follow off")
+            assert any("disk I/O error" in n.message for n in app._notifications)
+            assert app.is_running and "following" not in screen_text(app).splitlines()[0]
+            await pilot.press("j")  # still answers keys
+            assert app.run_screen.agent_tree.cursor_id == 0
+    finally:
+        run.close()
