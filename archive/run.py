@@ -280,15 +280,95 @@ class Run:
             raise UnknownNode(f"run {self.path} has no node {node_id}; see `hgm show {self.path}`")
         return rows[0]
 
-    def evaluations(self, node_id: int | None = None) -> list[dict[str, Any]]:
-        """Evaluation rows (all, or one node's), in recording order."""
-        if node_id is None:
-            return self._read_all("SELECT * FROM evaluations ORDER BY id")
-        return self._read_all("SELECT * FROM evaluations WHERE node_id = ? ORDER BY id", (node_id,))
+    def evaluations(
+        self, node_id: int | None = None, *, limit: int | None = None, offset: int = 0, since: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Evaluation rows (all, or one node's), in recording order.
 
-    def expansions(self) -> list[dict[str, Any]]:
-        """Expansion attempts, in recording order."""
-        return self._read_all("SELECT * FROM expansions ORDER BY id")
+        `limit`/`offset` page through them; `since` keeps those finished at or after a time.
+        """
+        where, params = _where(("node_id = ?", node_id), ("finished >= ?", since))
+        return self._read_all(f"SELECT * FROM evaluations{where} ORDER BY id{_page(limit, offset)}", params)
+
+    def evaluation_totals(self, node_id: int | None = None) -> dict[str, Any]:
+        """Counts and sums over evaluations (all, or one node's): rows, measured, resolved, tokens, cost_usd."""
+        return self._totals("evaluations", node_id, {
+            "rows": "COUNT(*)", "measured": "COUNT(utility)", "resolved": "COALESCE(SUM(utility), 0)",
+            "tokens": "COALESCE(SUM(tokens), 0)", "cost_usd": "COALESCE(SUM(cost_usd), 0)",
+        })
+
+    def _totals(self, table: str, node_id: int | None, columns: dict[str, str]) -> dict[str, Any]:
+        where, params = _where(("node_id = ?", node_id))
+        row = self._read_one(f"SELECT {', '.join(columns.values())} FROM {table}{where}", params)
+        return dict(zip(columns, row))
+
+    def expansions(
+        self, *, parent_id: int | None = None, child_id: int | None = None, since: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Expansion attempts (all, of one parent, or the one that made `child_id`), in recording order."""
+        where, params = _where(("parent_id = ?", parent_id), ("child_id = ?", child_id), ("finished >= ?", since))
+        return self._read_all(f"SELECT * FROM expansions{where} ORDER BY id", params)
+
+    def llm_calls(self, node_id: int | None = None, *, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+        """Recorded model calls (all, or those tagged with one node), in recording order, paged."""
+        where, params = _where(("node_id = ?", node_id))
+        return self._read_all(f"SELECT * FROM llm_calls{where} ORDER BY id{_page(limit, offset)}", params)
+
+    def llm_call_totals(self, node_id: int | None = None) -> dict[str, Any]:
+        """Counts and sums over model calls (all, or one node's): calls, errors, tokens, cost_usd."""
+        return self._totals("llm_calls", node_id, {
+            "calls": "COUNT(*)", "errors": "COUNT(error)",
+            "tokens": "COALESCE(SUM(prompt_tokens + completion_tokens), 0)", "cost_usd": "COALESCE(SUM(cost_usd), 0)",
+        })
+
+    def llm_activity(self, since: float) -> list[dict[str, Any]]:
+        """Model calls at or after `since`, grouped by (node_id, task_id, purpose): calls, first, last."""
+        return self._read_all(
+            "SELECT node_id, task_id, purpose, COUNT(*) AS calls, MIN(time) AS first, MAX(time) AS last"
+            " FROM llm_calls WHERE time >= ? GROUP BY node_id, task_id, purpose ORDER BY first",
+            (since,),
+        )
+
+    def find_nodes(self, text: str, limit: int = 1000) -> list[int]:
+        """Ids of nodes whose id, operator, status, lesson or diagnosis contains `text` (any case)."""
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        like = " LIKE ?1 ESCAPE '\\'"
+        columns = ("CAST(id AS TEXT)", "operator", "status", "lesson", "diagnosis")
+        rows = self._read_all(
+            f"SELECT id FROM nodes WHERE {' OR '.join(c + like for c in columns)} ORDER BY id LIMIT ?2",
+            (pattern, limit),
+        )
+        return [row["id"] for row in rows]
+
+    def timeline(self) -> list[tuple]:
+        """Everything that happened, oldest first, as plain tuples for replaying a run.
+
+        Each item is (time, kind, node_id, parent_id, task_id, status, utility, text):
+        `node` (a version was added; text = operator), `expansion` (an attempt without a
+        child; text = reason), `evaluation` (text = detail) and `event` (text = the event
+        kind). Ties in time keep that order, then recording order.
+        """
+        sql = (
+            "SELECT t, kind, node_id, parent_id, task_id, status, utility, text FROM ("
+            " SELECT created AS t, 'node' AS kind, id AS node_id, parent_id, NULL AS task_id, status,"
+            "  NULL AS utility, operator AS text, 0 AS rank, id FROM nodes"
+            " UNION ALL SELECT finished, 'expansion', parent_id, parent_id, NULL, status, NULL, reason, 1, id"
+            "  FROM expansions WHERE status != 'ok'"
+            " UNION ALL SELECT finished, 'evaluation', node_id, NULL, task_id, status, utility, detail, 2, id"
+            "  FROM evaluations"
+            " UNION ALL SELECT time, 'event', NULL, NULL, NULL, NULL, NULL, kind, 3, id FROM events"
+            ") ORDER BY t, rank, id"
+        )
+        try:
+            with self._snapshot():
+                return self._conn.execute(sql).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(self.path, exc) from exc
+
+    def data_version(self) -> int:
+        """A number that changes whenever another connection commits to hgm.db (cheap to poll)."""
+        (version,) = self._read_one("PRAGMA data_version")
+        return version
 
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Logged events (payload decoded), optionally of one kind."""
@@ -568,3 +648,17 @@ def _corrupt(run_dir: Path, exc: Exception) -> CorruptDatabase:
 
 def _marks(n: int) -> str:
     return ", ".join("?" * n)
+
+
+def _where(*conditions: tuple[str, Any]) -> tuple[str, tuple]:
+    """A WHERE clause from (sql, value) pairs whose value is not None, and its parameters."""
+    used = [(sql, value) for sql, value in conditions if value is not None]
+    if not used:
+        return "", ()
+    return " WHERE " + " AND ".join(sql for sql, _ in used), tuple(value for _, value in used)
+
+
+def _page(limit: int | None, offset: int) -> str:
+    if limit is None:
+        return f" LIMIT -1 OFFSET {int(offset)}" if offset else ""
+    return f" LIMIT {int(limit)} OFFSET {int(offset)}"

@@ -41,15 +41,21 @@ INSERT_TARGET_PER_S = 2_000
 STATUSES = ("resolved", "unresolved", "unresolved", "empty_patch", "timeout", "patch_failed")
 
 
-def build(run_dir: Path, rng: random.Random) -> float:
-    """Create the big run; return seconds spent."""
+def random_parent(i: int, rng: random.Random) -> int:
+    """The parent of the (i+1)-th node: one of the 200 nodes made just before it."""
+    return rng.randrange(max(1, i - 200), i + 1) if i else 0
+
+
+def build(run_dir: Path, rng: random.Random, parent_of=random_parent, config: dict | None = None,
+          operator: str = "bench") -> float:
+    """Create the big run (N_NODES nodes shaped by `parent_of`, N_EVALS evaluations); return seconds spent."""
     seed = run_dir.parent / "seed"
     (seed / "agent").mkdir(parents=True)
     (seed / "agent" / "__init__.py").write_text("")
     started = time.perf_counter()
-    with Run.create(run_dir, {"bench": True}, seed, hgm_version="bench") as run:
-        parents = [rng.randrange(max(1, i - 200), i + 1) if i else 0 for i in range(N_NODES - 1)]
-        run.import_nodes((p, "bench") for p in parents)
+    with Run.create(run_dir, config or {"bench": True}, seed, hgm_version="bench") as run:
+        parents = [parent_of(i, rng) for i in range(N_NODES - 1)]
+        run.import_nodes((p, operator) for p in parents)
         per_node = N_EVALS // N_NODES
         batch: list[EvalRecord] = []
         for node in range(N_NODES):

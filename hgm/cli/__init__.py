@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "hgm.cli.eval_cmd",
     "hgm.cli.run_cmd",
     "hgm.cli.simulate_cmd",
+    "hgm.cli.tui_cmd",
 )
 
 

@@ -38,7 +38,7 @@ def import_optional(name: str) -> ModuleType | None:
 
 
 # The order a user meets the commands in; others follow alphabetically.
-COMMAND_ORDER = ("run", "resume", "show", "best", "export", "tui", "eval", "runs", "vet", "retire", "memory",
+COMMAND_ORDER = ("run", "resume", "show", "best", "export", "eval", "tui", "runs", "vet", "retire", "memory",
                  "suite", "sandbox", "doctor", "gateway", "simulate")
 _PLACEHOLDERS = {"str": "TEXT", "int": "N", "float": "NUM", "path": "PATH"}
 

@@ -44,9 +44,17 @@ def tree_scores(tree: Tree, rule: str, quantile: float = selection.DEFAULT_QUANT
     return {node.id: float(score) for node, score in zip(order, scores)}
 
 
-def best_in_tree(tree: Tree, rule: str = selection.DEFAULT_RULE, quantile: float = selection.DEFAULT_QUANTILE) -> dict[str, Any] | None:
-    """The node the final-choice `rule` ships, with its own record; None before any evaluation."""
-    scores = tree_scores(tree, rule, quantile)
+def best_in_tree(
+    tree: Tree,
+    rule: str = selection.DEFAULT_RULE,
+    quantile: float = selection.DEFAULT_QUANTILE,
+    scores: dict[int, float] | None = None,
+) -> dict[str, Any] | None:
+    """The node the final-choice `rule` ships, with its own record; None before any evaluation.
+
+    Pass `scores` (from `tree_scores` with the same rule) to avoid scoring the tree twice.
+    """
+    scores = tree_scores(tree, rule, quantile) if scores is None else scores
     measured = [tree[i] for i, score in scores.items() if np.isfinite(score)]
     if not measured:
         return None

@@ -30,3 +30,8 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
                 st = full.lstat()
                 result[str(full.relative_to(root))] = (st.st_size if full.is_file() else 0, st.st_mtime_ns)
     return result
+
+
+def without_shm(snap: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+    """A reader maps hgm.db-shm (SQLite's shared index) and may touch it; it holds no data."""
+    return {k: v for k, v in snap.items() if not k.endswith("hgm.db-shm")}

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from archive import SCHEMA_VERSION, EvalRecord, ExpansionRecord, Run
 from hgm.cli import build_app
 from hgm.cli.runs_cmd import open_run
-from tests.archive.helpers import make_agent, snapshot
+from tests.archive.helpers import make_agent, snapshot, without_shm
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -139,16 +139,11 @@ def test_export_node_and_best(app, runs_dir: Path, tmp_path: Path) -> None:
 )
 def test_export_bad_input_exits_2_and_writes_nothing(app, runs_dir: Path, tmp_path: Path, args, words) -> None:
     assert invoke(app, "show", str(runs_dir / "alpha")).exit_code == 0  # SQLite's -wal/-shm now exist
-    before = _without_shm(snapshot(tmp_path))
+    before = without_shm(snapshot(tmp_path))
     result = invoke(app, "export", str(runs_dir / "alpha"), "--to", str(tmp_path / "out"), *args)
     assert result.exit_code == 2
     assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1
-    assert _without_shm(snapshot(tmp_path)) == before
-
-
-def _without_shm(snap: dict) -> dict:
-    """A reader maps hgm.db-shm (SQLite's shared index) and may touch it; it holds no data."""
-    return {k: v for k, v in snap.items() if not k.endswith("hgm.db-shm")}
+    assert without_shm(snapshot(tmp_path)) == before
 
 
 def test_export_best_before_any_evaluation(app, runs_dir: Path, tmp_path: Path) -> None:
