@@ -59,7 +59,8 @@ def validate_task(suite: Suite, task: Task, backend: Backend, timeout: float = D
     reason = suite.skip_reason(task)
     if reason:
         return TaskCheck(task.instance_id, skipped=reason)
-    gold = grade(suite.gold_patch(task), task, suite, backend, timeout=timeout)
+    # the gold patch is graded as written: a task is valid only if its own fix resolves it
+    gold = grade(suite.gold_patch(task), task, suite, backend, timeout=timeout, test_machinery="allow")
     empty = grade("", task, suite, backend, timeout=timeout, run_empty=True)
     return TaskCheck(task.instance_id, gold=gold, empty=empty)
 
