@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "hgm.cli.eval_cmd",
     "hgm.cli.run_cmd",
     "hgm.cli.simulate_cmd",
+    "hgm.cli.vet_cmd",
 )
 
 

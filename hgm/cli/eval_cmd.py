@@ -182,6 +182,11 @@ def register(app: typer.Typer) -> None:
         max_steps: int = typer.Option(6, "--max-steps", min=1, help="Agent steps per task."),
         solve_timeout: float = typer.Option(600.0, "--solve-timeout", help="Seconds the agent may run per task."),
         test_timeout: float = typer.Option(300.0, "--test-timeout", help="Seconds per test run in grading."),
+        test_machinery: str = typer.Option(
+            "strip", "--test-machinery",
+            help="Patch parts touching test machinery (conftest.py, pytest config, *.pth, hidden test files): "
+            "strip (default), reject (scored unresolved) or allow.",
+        ),
         out: Optional[Path] = typer.Option(None, "--out", help="Directory for artifacts (default: a new temp dir)."),
         json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
@@ -197,6 +202,10 @@ def register(app: typer.Typer) -> None:
 
         if not model:
             fail("give --model (e.g. openai/gpt-4o-mini with its API key set, local/smollm2, or scripted:FILE)")
+        from evaluators.machinery import MODES
+
+        if test_machinery not in MODES:
+            fail(f"unknown --test-machinery {test_machinery!r}; use one of {', '.join(MODES)}")
         suite = _open_suite(suite_ref)
         selected = _select(suite, tasks)
         sandbox = _open_backend(backend)
@@ -217,7 +226,8 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             fail(f"--model {model}: {exc}")
         limits = SolveLimits(max_steps=max_steps, solve_timeout_s=solve_timeout, test_timeout_s=test_timeout)
-        setup = EvalSetup(backend=sandbox, suite=suite, access=gateway.access, costs=costs, limits=limits, root=out_dir)
+        setup = EvalSetup(backend=sandbox, suite=suite, access=gateway.access, costs=costs, limits=limits, root=out_dir,
+                          test_machinery=test_machinery)
 
         rows: list[dict[str, Any]] = []
         with gateway, _progress() as progress:
@@ -228,6 +238,7 @@ def register(app: typer.Typer) -> None:
                 record = evaluate(setup, 0, agent_dir, task, out_dir / task.instance_id, tags)
                 progress.advance(bar)
                 return {"task": task.instance_id, "outcome": record.status, "detail": record.detail,
+                        "flags": list(record.flags),
                         "seconds": round(record.total_s or 0.0, 2), "tokens": record.tokens,
                         "cost": round(record.cost_usd, 6), "artifacts": str(out_dir / task.instance_id)}
 
@@ -240,7 +251,9 @@ def register(app: typer.Typer) -> None:
             "suite": suite.name, "agent": agent, "model": model, "backend": sandbox.name,
             "tasks": rows, "skipped": skipped, "measured": len(measured), "resolved": resolved,
             "resolve_rate": resolved / len(measured) if measured else None, "ci95": [low, high],
-            "infra_errors": len(rows) - len(measured),
+            "infra_errors": sum(r["outcome"] == Outcome.ERROR_INFRA.value for r in rows),
+            "contaminated": sum(r["outcome"] == Outcome.CONTAMINATED.value for r in rows),
+            "test_machinery": sum(bool(r["flags"]) for r in rows),
             "tokens": sum(r["tokens"] for r in rows), "cost": round(sum(r["cost"] for r in rows), 6),
             "out": str(out_dir),
         }
@@ -261,7 +274,9 @@ def register(app: typer.Typer) -> None:
         console.print(table)
         if measured:
             console.print(f"resolved {resolved}/{len(measured)} = {resolved / len(measured):.1%} "
-                          f"(95% CI {low:.1%}-{high:.1%}); infra errors (unscored): {summary['infra_errors']}")
+                          f"(95% CI {low:.1%}-{high:.1%}); infra errors (unscored): {summary['infra_errors']}; "
+                          f"contaminated (unscored): {summary['contaminated']}; "
+                          f"patches touching test machinery ({test_machinery}): {summary['test_machinery']}")
         else:
             console.print("no task was measured")
         console.print(f"artifacts: {out_dir}")

@@ -12,8 +12,9 @@ Run control, from the thread that calls `run()` (the main thread in the CLI):
 - `interrupt()` once (Ctrl-C): stop starting work, wait for work in flight up to the
   grace period, then abandon the rest; twice: abandon now. Abandoned work is recorded
   as `abandoned` (not a measurement) and the scheduler frees its (node, task) pair, so
-  `hgm resume` re-queues it. An infrastructure error (`error_infra`) is recorded and its
-  pair freed the same way; too many in a row stop the run.
+  `hgm resume` re-queues it. An infrastructure error (`error_infra`) or a `contaminated`
+  evaluation (hidden test material reached the agent) is recorded and its pair freed the
+  same way; too many in a row stop the run.
 """
 
 from __future__ import annotations
@@ -274,7 +275,8 @@ class Executor:
                 self._infra_streak += 1
                 self.scheduler.abandon(job)
                 if self._infra_streak >= self.limits.max_infra_streak:
-                    self._errors.append(f"{self._infra_streak} infrastructure errors in a row; last: {record.detail[:300]}")
+                    self._errors.append(f"{self._infra_streak} unscored evaluations in a row (infrastructure"
+                                        f" errors or contamination); last: {record.status}: {record.detail[:300]}")
                     self._begin_stop("infra_errors")
             else:
                 self._infra_streak = 0
@@ -299,15 +301,17 @@ class Executor:
             if not self._claim(job):
                 return
             try:
+                admission = outcome.admission  # the gate's decision: one ledger row with the expansion
                 if record.status == "ok" and outcome.child_dir is not None:
                     child_id = self.run_archive.add_node(
                         action.node_id, outcome.child_dir, outcome.operator, record.lesson, record.diagnosis,
-                        expansion=record,
+                        expansion=record, admission=admission,
                     )
                 else:
                     if record.status == "ok":  # accepted without a tree: a runner bug
                         record = dataclasses.replace(record, status="failed", reason="no child source produced")
-                    self.run_archive.record_expansion(record)
+                    rejection = admission if admission is not None and admission.decision == "rejected" else None
+                    self.run_archive.record_expansion(record, admission=rejection)
                     child_id = None
             except (ArchiveError, OSError) as exc:
                 self._errors.append(f"archive refused an expansion: {exc}")
