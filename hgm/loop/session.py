@@ -132,7 +132,8 @@ def build_state(tree: Tree, task_ids: list[str], failed: list[dict[str, Any]], e
     state.evals_completed += retired_evals
     state.expansions_succeeded = state.n_nodes - 1
     state.expansions_failed = len(retired) + sum(
-        1 for row in failed if row["status"] == "failed" and state.has_node(row["parent_id"]))
+        1 for row in failed
+        if row["status"] == "failed" and (state.has_node(row["parent_id"]) or row["parent_id"] in retired))
     return state
 
 
