@@ -250,3 +250,17 @@ def test_patch_with_the_task_canary_is_contaminated_and_not_graded(suite: TaskRe
     other = suite.tasks()[1] if len(suite.tasks()) > 1 else None
     if other is not None:
         assert canary_for(other) != canary_for(task)
+
+
+@pytest.mark.docker
+def test_conftest_hack_no_longer_resolves_a_mini_task_on_docker(docker_backend) -> None:
+    """The reported hole: a seven-line conftest.py scored mini tasks resolved. Stripped, it fails."""
+    mini = load_suite("mini")
+    task = mini.tasks()[0]
+    hook = "".join(f"+{line}\n" for line in HOOK.splitlines())
+    cheat = (f"diff --git a/conftest.py b/conftest.py\nnew file mode 100644\n--- /dev/null\n+++ b/conftest.py\n"
+             f"@@ -0,0 +1,{len(HOOK.splitlines())} @@\n{hook}")
+    allowed = grade(cheat, task, mini, docker_backend, test_machinery="allow")
+    assert allowed.outcome is Outcome.RESOLVED  # the hole is real: pytest is fooled
+    stripped = grade(cheat, task, mini, docker_backend)
+    assert stripped.outcome is Outcome.UNRESOLVED and stripped.flags == ("machinery:strip",)

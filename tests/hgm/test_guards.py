@@ -195,3 +195,28 @@ def test_vet_refuses_folders_without_an_agent(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     result = CliRunner().invoke(build_app(), ["vet", "--parent", str(tmp_path / "empty"), "--child", str(tmp_path)])
     assert result.exit_code == 2 and "has no agent/ package" in result.stderr
+
+
+def test_a_new_run_freezes_the_gate_manifest_and_the_grading_mode(tmp_path: Path) -> None:
+    from hgm.config import ConfigError, build_config
+    from hgm.loop.session import create_run, gate_settings
+
+    config = build_config(overrides={"grading": {"test_machinery": "reject"}, "gate": {"max_size_ratio": 2.0}})
+    with create_run(config, tmp_path / "run") as run:
+        frozen = run.config
+        settings = gate_settings(run)
+    assert frozen["grading"]["test_machinery"] == "reject"
+    assert frozen["gate"]["protected"][0] == "agent/tests/test_contract*.py"
+    assert "agent/tests/fake_server.py" in frozen["gate"]["protected"]
+    assert settings.protected == tuple(frozen["gate"]["protected"]) and settings.max_size_ratio == 2.0
+    with pytest.raises(ConfigError, match="test_machinery"):
+        build_config(overrides={"grading": {"test_machinery": "sometimes"}})
+
+
+def test_a_run_made_before_the_gate_gets_its_seeds_manifest(tmp_path: Path) -> None:
+    from hgm.loop.session import gate_settings, seed_agent_tree
+
+    seed = seed_agent_tree(tmp_path / "seed")
+    with Run.create(tmp_path / "run", {"suite": "mini"}, seed) as run:  # an old config: no [gate]
+        settings = gate_settings(run)
+    assert settings.protected[0] == "agent/tests/test_contract*.py" and settings.max_size_ratio == 1.5
