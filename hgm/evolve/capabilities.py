@@ -9,8 +9,9 @@ that moves between modules brings nothing new, one more read of a secret does.
 Categories:
 - `network`: network client modules and calls (sockets, http.client, urllib.request,
   requests, ...), `.connect()` calls, and URLs or IP addresses other than loopback;
-- `download_exec`: commands that fetch and run things (curl, wget, pip install, a pipe
-  into a shell) and `exec`/`eval` of computed code;
+- `download_exec`: process calls whose arguments fetch things (curl, wget, pip install,
+  git clone, a pipe into a shell), download commands with an address or pipes into a shell
+  in any text, and `exec`/`eval` of computed code;
 - `env`: reads of environment variables other than `HGM_*` (by name, or the whole
   environment at once), names of secret-looking variables, writes to `HGM_*`;
 - `files`: file access outside the work tree (home directory, shell start-up files,
@@ -53,9 +54,16 @@ ENV_GETTERS = ("os.getenv", "os.getenvb")
 ENV_METHOD_READS = frozenset({"get", "pop", "setdefault"})
 ALLOWED_ENV_PREFIX = "HGM_"
 
+# a process call whose arguments mention any of these fetches something
 _DOWNLOAD = re.compile(
     r"\b(curl|wget|netcat|ncat|socat|scp|rsync|aria2c)\b|\bnc\s+-|\bpip3?\s+install\b|\beasy_install\b"
     r"|\bgit\s+clone\b|\|\s*(?:ba|z|da|k)?sh\b|\|\s*python3?\b|\bbash\s+<\(|\bsh\s+<\("
+)
+# in any text: a download command with its address, or something piped into a shell
+# (prose such as "do not use curl" is not a command)
+_DOWNLOAD_COMMAND = re.compile(
+    r"\b(?:curl|wget|aria2c)\b[^\n]*?(?:https?|ftp)://\S+|\|\s*(?:ba|z|da|k)?sh\b|\|\s*python3?\b"
+    r"|\b(?:ba)?sh\s+<\("
 )
 _URL = re.compile(r"\b(?:https?|ftp|wss?)://([^/\s'\"<>:]+)", re.IGNORECASE)
 _IPV4 = re.compile(r"(?<![\d.])((?:\d{1,3}\.){3}\d{1,3})(?![\d.])")
@@ -101,7 +109,7 @@ def _is_loopback(host: str) -> bool:
 
 def text_findings(text: str, path: str, line: int) -> Iterator[Finding]:
     """Findings in one string constant (or one line of a non-Python file)."""
-    for match in _DOWNLOAD.finditer(text):
+    for match in _DOWNLOAD_COMMAND.finditer(text):
         yield Finding("download_exec", match.group(0).strip(), path, line)
     for match in _URL.finditer(text):
         if not _is_loopback(match.group(1)):
@@ -223,8 +231,8 @@ class _Scanner(ast.NodeVisitor):
         if name in ("__import__", "importlib.import_module") and computed:
             self.add("download_exec", f"{name}() of a computed module name", node)
         if name in SPAWN_CALLS or name.startswith(SPAWN_PREFIXES):
-            if any(isinstance(sub, ast.Constant) and isinstance(sub.value, str) and _DOWNLOAD.search(sub.value)
-                   for sub in ast.walk(node)):
+            words = " ".join(sub.value for sub in ast.walk(node) if isinstance(sub, ast.Constant) and isinstance(sub.value, str))
+            if _DOWNLOAD.search(words):  # a command string, or its argv list joined
                 self.add("download_exec", f"{name}() runs a download command", node)
         if name in FS_WALK_CALLS or method in FS_WALK_METHODS:
             for arg in node.args:

@@ -187,6 +187,8 @@ def test_endpoint_functions_are_found_by_what_they_do() -> None:
     ("exec(compile(code, 'x', 'exec'))", [("download_exec", "exec() of computed code"),
                                            ("download_exec", "compile() of computed code")]),
     ("import os\nos.walk('/')", [("files", "the file-system root")]),
+    ("import subprocess as sp\nsp.run(['pip', 'install', 'x'])", [("download_exec", "subprocess.run() runs a download command")]),
+    ("PROMPT = 'Do not use curl or wget: there is no network.'", []),
     ("'''Never read test.patch (a docstring is not code).'''", []),
     ("cmd = 'find / -name eval.sh'", [("files", "the file-system root"), ("hidden_tests", "eval.sh")]),
 ])
