@@ -114,8 +114,9 @@ def _show_node(run: str, node_id: int, json_out: bool) -> None:
             head = f"[bold]{entry['decision']}[/bold] as a child of node {entry['parent_id']} at {when}"
         else:
             head = f"a child of this node was [bold]{entry['decision']}[/bold] at {when}"
-        producer = ", ".join(f"{k}={v}" for k, v in entry["producer"].items())
-        console.print(f"{head} (diff {entry['diff_sha256'][:12]}; {producer})")
+        meta = [f"change {entry['diff_sha256'][:12]}"] if entry["diff_sha256"] else []
+        meta += [f"{k}={v}" for k, v in entry["producer"].items()]
+        console.print(head + (f" ({', '.join(meta)})" if meta else "") + (f": {entry['reason']}" if entry["reason"] else ""))
         table = Table(show_header=True)
         for col in ("check", "verdict", "reason"):
             table.add_column(col, no_wrap=col != "reason")

@@ -88,7 +88,7 @@ def test_contaminated_is_not_a_measurement_and_flags_are_counted(run: Run) -> No
 def _downgrade_to_v1(db_path: Path) -> None:
     """Make a schema-2 database look exactly like one written by schema 1."""
     conn = sqlite3.connect(db_path)
-    conn.executescript(f"""
+    conn.executescript("""
         BEGIN;
         DROP TABLE ledger;
         CREATE TABLE ev1 (
