@@ -1,9 +1,12 @@
-"""Plain records written to the archive: one finished evaluation, one expansion attempt."""
+"""Plain records written to the archive: one finished evaluation, one expansion attempt,
+one admission decision of the gate."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from archive.schema import EVAL_STATUSES, EXPANSION_STATUSES, UNMEASURED_EVAL_STATUSES
 
@@ -13,7 +16,9 @@ class EvalRecord:
     """A finished evaluation of one node on one task.
 
     The utility follows from the status: 1 for `resolved`, None (not a measurement) for
-    `error_infra` and `abandoned`, 0 for every other outcome.
+    `error_infra`, `abandoned` and `contaminated`, 0 for every other outcome. `flags` are
+    facts about how it was graded (e.g. `machinery:strip`: test machinery was stripped
+    from the patch), stored space-separated.
     """
 
     node_id: int
@@ -29,8 +34,11 @@ class EvalRecord:
     trajectory_path: str | None = None
     log_path: str | None = None
     detail: str = ""
+    flags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if any(not f or " " in f for f in self.flags):
+            raise ValueError(f"evaluation flags must be non-empty words without spaces, got {self.flags!r}")
         if self.status not in EVAL_STATUSES:
             raise ValueError(f"unknown evaluation status {self.status!r}; expected one of {', '.join(EVAL_STATUSES)}")
 
@@ -44,13 +52,13 @@ class EvalRecord:
         return (
             self.node_id, self.task_id, self.utility, self.status, self.started, self.finished,
             self.agent_s, self.grade_s, self.total_s, self.tokens, self.cost_usd,
-            self.trajectory_path, self.log_path, self.detail,
+            self.trajectory_path, self.log_path, self.detail, " ".join(self.flags),
         )
 
 
 EVAL_COLUMNS = (
     "node_id, task_id, utility, status, started, finished, agent_s, grade_s, total_s, "
-    "tokens, cost_usd, trajectory_path, log_path, detail"
+    "tokens, cost_usd, trajectory_path, log_path, detail, flags"
 )
 
 
@@ -81,3 +89,39 @@ class ExpansionRecord:
 
 
 EXPANSION_COLUMNS = "parent_id, child_id, status, reason, cost_usd, tokens, started, finished, lesson, diagnosis"
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionRecord:
+    """The gate's decision on one child of `parent_id` (a ledger row).
+
+    `checks` holds one mapping per check ({name, verdict, reason, details}); `producer`
+    says who or what made the child (operator, model, job, lesson, ...). The child's node
+    id and commit are filled in by the archive when the child is added.
+    """
+
+    parent_id: int
+    decision: str  # accepted | rejected
+    diff_sha256: str = ""
+    child_digest: str = ""
+    reason: str = ""
+    checks: tuple[Mapping[str, Any], ...] = ()
+    producer: Mapping[str, Any] = field(default_factory=dict)
+    time: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        if self.decision not in ("accepted", "rejected"):
+            raise ValueError(f"unknown admission decision {self.decision!r}; expected accepted or rejected")
+
+    def row(self, parent_commit: str, child_id: int | None, child_commit: str, expansion_id: int | None) -> tuple:
+        return (
+            self.time, "admission", self.decision, child_id, self.parent_id, expansion_id, parent_commit,
+            child_commit, self.child_digest, self.diff_sha256, self.reason,
+            json.dumps(list(self.checks), default=str), json.dumps(dict(self.producer), default=str),
+        )
+
+
+LEDGER_COLUMNS = (
+    "time, kind, decision, node_id, parent_id, expansion_id, parent_commit, child_commit, child_digest, "
+    "diff_sha256, reason, checks, producer"
+)

@@ -36,7 +36,14 @@ from archive.errors import (
     UnknownNode,
 )
 from archive.lock import RunLock, holder_pid, pid_alive
-from archive.records import EVAL_COLUMNS, EXPANSION_COLUMNS, EvalRecord, ExpansionRecord
+from archive.records import (
+    EVAL_COLUMNS,
+    EXPANSION_COLUMNS,
+    LEDGER_COLUMNS,
+    AdmissionRecord,
+    EvalRecord,
+    ExpansionRecord,
+)
 from archive.tree import Tree, build_tree
 
 if TYPE_CHECKING:
@@ -90,8 +97,9 @@ class RunInfo:
 class Run:
     """An open run. Use as a context manager or call `close()`."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, lock: RunLock | None) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, lock: RunLock | None, version: int = schema.SCHEMA_VERSION) -> None:
         self.path = Path(path)
+        self.schema_version = version  # a reader of an older run sees its tables as they are
         self._conn = conn
         self._lock = lock
         self._mutex = threading.RLock()  # one connection, shared by threads: every use holds it
@@ -166,7 +174,7 @@ class Run:
         if not writable:
             conn = _connect(run_dir, writable=False)
             try:
-                return cls(run_dir, conn, None)
+                return cls(run_dir, conn, None, version)
             except BaseException:
                 conn.close()
                 raise
@@ -269,7 +277,7 @@ class Run:
         """A fresh in-memory snapshot of the tree."""
         try:
             with self._snapshot():
-                return build_tree(self._conn)
+                return build_tree(self._conn, with_flags=self.schema_version >= 2)
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.path, exc) from exc
 
@@ -370,6 +378,21 @@ class Run:
         (version,) = self._read_one("PRAGMA data_version")
         return version
 
+    def ledger(self, node_id: int | None = None) -> list[dict[str, Any]]:
+        """Ledger rows (admission decisions and retirements) in recording order, `checks`
+        and `producer` decoded; with `node_id`, the rows naming it as node or parent.
+        Empty for runs made before the ledger existed."""
+        if self.schema_version < 2:
+            return []
+        if node_id is None:
+            rows = self._read_all("SELECT * FROM ledger ORDER BY id")
+        else:
+            rows = self._read_all("SELECT * FROM ledger WHERE node_id = ?1 OR parent_id = ?1 ORDER BY id", (node_id,))
+        for row in rows:
+            row["checks"] = json.loads(row["checks"])
+            row["producer"] = json.loads(row["producer"])
+        return rows
+
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Logged events (payload decoded), optionally of one kind."""
         sql, params = "SELECT * FROM events ORDER BY id", ()
@@ -442,7 +465,7 @@ class Run:
         self._require_writable()
         try:
             with self._mutex, db.transaction(self._conn):
-                cur = self._conn.execute(f"INSERT INTO evaluations ({EVAL_COLUMNS}) VALUES ({_marks(14)})", record.row())
+                cur = self._conn.execute(f"INSERT INTO evaluations ({EVAL_COLUMNS}) VALUES ({_marks(EVAL_COLUMNS)})", record.row())
                 self._conn.execute("UPDATE run SET updated = ? WHERE id = 1", (record.finished,))
         except sqlite3.IntegrityError as exc:
             raise self._integrity(exc, record.node_id, record.task_id) from exc
@@ -454,22 +477,30 @@ class Run:
         rows = [r.row() for r in records]
         try:
             with self._mutex, db.transaction(self._conn):
-                self._conn.executemany(f"INSERT INTO evaluations ({EVAL_COLUMNS}) VALUES ({_marks(14)})", rows)
+                self._conn.executemany(f"INSERT INTO evaluations ({EVAL_COLUMNS}) VALUES ({_marks(EVAL_COLUMNS)})", rows)
                 self._conn.execute("UPDATE run SET updated = ? WHERE id = 1", (time.time(),))
         except sqlite3.IntegrityError as exc:
             raise self._integrity(exc, None, None) from exc
         return len(rows)
 
-    def record_expansion(self, record: ExpansionRecord) -> int:
-        """Store one finished expansion attempt (failed or abandoned ones; see `add_node`)."""
+    def record_expansion(self, record: ExpansionRecord, *, admission: AdmissionRecord | None = None) -> int:
+        """Store one finished expansion attempt (failed or abandoned ones; see `add_node`).
+
+        `admission` is the gate's decision on the child it produced (a rejection), stored
+        in the ledger in the same transaction.
+        """
         self._require_writable()
         if (record.child_id is None) == (record.status == "ok"):
             raise ValueError("an 'ok' expansion needs its child_id (or use add_node); a failed one has none")
+        if admission is not None and (admission.decision != "rejected" or admission.parent_id != record.parent_id):
+            raise ValueError("a failed expansion's admission must be a rejection of a child of the same parent")
         try:
             with self._mutex, db.transaction(self._conn):
                 cur = self._conn.execute(
-                    f"INSERT INTO expansions ({EXPANSION_COLUMNS}) VALUES ({_marks(10)})", record.row()
+                    f"INSERT INTO expansions ({EXPANSION_COLUMNS}) VALUES ({_marks(EXPANSION_COLUMNS)})", record.row()
                 )
+                if admission is not None:
+                    self._insert_admission(admission, None, "", cur.lastrowid)
                 self._conn.execute("UPDATE run SET updated = ? WHERE id = 1", (record.finished,))
         except sqlite3.IntegrityError as exc:
             raise self._integrity(exc, record.parent_id, None) from exc
@@ -484,17 +515,21 @@ class Run:
         diagnosis: str = "",
         *,
         expansion: ExpansionRecord | None = None,
+        admission: AdmissionRecord | None = None,
         status: str = "active",
     ) -> int:
         """Commit `agent_dir` as a child of `parent_id` and add its node row; returns the new id.
 
-        Git first (branch node/<id>), then the DB row, and the successful `expansion`
-        record if given, in one transaction. A crash between the two leaves a branch
-        without a row, which the next writable open prunes.
+        Git first (branch node/<id>), then the DB row, the successful `expansion` record and
+        the gate's `admission` decision (ledger) if given, in one transaction. A crash
+        between the two leaves a branch without a row, which the next writable open prunes.
+        Text is stored as given: redact secrets before calling.
         """
         self._require_writable()
         if expansion is not None and (expansion.status != "ok" or expansion.parent_id != parent_id):
             raise ValueError("the expansion of a new node must have status 'ok' and the same parent")
+        if admission is not None and (admission.decision != "accepted" or admission.parent_id != parent_id):
+            raise ValueError("a new node's admission must be an acceptance by the same parent")
         with self._mutex:
             parent = self._read_one("SELECT commit_sha FROM nodes WHERE id = ?", (parent_id,))
             if parent is None:
@@ -510,16 +545,62 @@ class Run:
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         (node_id, parent_id, commit, now, status, operator, lesson, diagnosis),
                     )
+                    expansion_id = None
                     if expansion is not None:
-                        self._conn.execute(
-                            f"INSERT INTO expansions ({EXPANSION_COLUMNS}) VALUES ({_marks(10)})", expansion.row(node_id)
-                        )
+                        expansion_id = self._conn.execute(
+                            f"INSERT INTO expansions ({EXPANSION_COLUMNS}) VALUES ({_marks(EXPANSION_COLUMNS)})",
+                            expansion.row(node_id),
+                        ).lastrowid
+                    if admission is not None:
+                        self._insert_admission(admission, node_id, commit, expansion_id)
                     self._conn.execute("UPDATE run SET updated = ? WHERE id = 1", (now,))
             except BaseException:
                 with contextlib.suppress(ArchiveError):
                     self.agents.delete_branch(node_id)  # else pruned at the next writable open
                 raise
         return node_id
+
+    def _insert_admission(
+        self, admission: AdmissionRecord, child_id: int | None, child_commit: str, expansion_id: int | None
+    ) -> None:
+        """One ledger row for `admission` (inside the caller's transaction)."""
+        parent = self._conn.execute("SELECT commit_sha FROM nodes WHERE id = ?", (admission.parent_id,)).fetchone()
+        if parent is None:
+            raise UnknownNode(f"run {self.path} has no node {admission.parent_id}")
+        self._conn.execute(
+            f"INSERT INTO ledger ({LEDGER_COLUMNS}) VALUES ({_marks(LEDGER_COLUMNS)})",
+            admission.row(parent[0], child_id, child_commit, expansion_id),
+        )
+
+    def retire(self, node_id: int, why: str, by: dict[str, Any] | None = None) -> int:
+        """Take node `node_id` and its clade out of expansion and of the final choice.
+
+        Nothing is deleted: the node's status becomes `retired` and a ledger row records
+        why and by whom (`by`, e.g. {"user": ..., "command": ...}); returns the row id.
+        """
+        self._require_writable()
+        why = why.strip()
+        if not why:
+            raise ArchiveError("say why the node is retired (a non-empty reason)")
+        with self._mutex:
+            row = self._read_one("SELECT parent_id, commit_sha, status FROM nodes WHERE id = ?", (node_id,))
+            if row is None:
+                raise UnknownNode(f"run {self.path} has no node {node_id}; see `hgm show {self.path}`")
+            parent_id, commit, status = row
+            if parent_id is None:
+                raise ArchiveError(f"node {node_id} is the root of the run and cannot be retired")
+            if status == schema.RETIRED_NODE_STATUS:
+                raise ArchiveError(f"node {node_id} is already retired")
+            now = time.time()
+            with db.transaction(self._conn):
+                self._conn.execute("UPDATE nodes SET status = ? WHERE id = ?", (schema.RETIRED_NODE_STATUS, node_id))
+                cur = self._conn.execute(
+                    "INSERT INTO ledger (time, kind, decision, node_id, parent_id, child_commit, reason, producer)"
+                    " VALUES (?, 'retirement', 'retired', ?, ?, ?, ?, ?)",
+                    (now, node_id, parent_id, commit, why, json.dumps(by or {}, default=str)),
+                )
+                self._conn.execute("UPDATE run SET updated = ? WHERE id = 1", (now,))
+        return cur.lastrowid
 
     def import_nodes(self, nodes: Iterable[tuple[int, str]]) -> list[int]:
         """Bulk-add (parent_id, operator) nodes that reuse their parent's commit, in one transaction.
@@ -646,8 +727,9 @@ def _corrupt(run_dir: Path, exc: Exception) -> CorruptDatabase:
     return CorruptDatabase(f"{Path(run_dir) / DB_NAME} is unreadable ({exc}); restore it from a backup or start a new run")
 
 
-def _marks(n: int) -> str:
-    return ", ".join("?" * n)
+def _marks(columns: str) -> str:
+    """One `?` per column of a comma-separated column list."""
+    return ", ".join("?" * len(columns.split(",")))
 
 
 def _where(*conditions: tuple[str, Any]) -> tuple[str, tuple]:

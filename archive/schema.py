@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x48474D31  # "HGM1"
 
 RUN_STATUSES = ("running", "stopped", "finished", "crashed")
@@ -21,14 +21,50 @@ EVAL_STATUSES = (
     "timeout",
     "error_infra",
     "abandoned",
+    "contaminated",
 )
-UNMEASURED_EVAL_STATUSES = ("error_infra", "abandoned")  # utility NULL: not the agent's fault
+# utility NULL, not a measurement: infrastructure errors and abandoned work are not the agent's
+# doing; a contaminated evaluation (hidden test material seen by the agent) cannot be trusted
+UNMEASURED_EVAL_STATUSES = ("error_infra", "abandoned", "contaminated")
 EXPANSION_STATUSES = ("ok", "failed", "abandoned")
+# the ledger: one row per admission decision (accepted / rejected child) and per retirement
+LEDGER_KINDS = ("admission", "retirement")
+LEDGER_DECISIONS = ("accepted", "rejected", "retired")
+RETIRED_NODE_STATUS = "retired"
 REQUIRED_TABLES = ("run", "nodes", "evaluations", "expansions", "llm_calls", "events")
 
 
 def _quoted(values: tuple[str, ...]) -> str:
     return ", ".join(f"'{v}'" for v in values)
+
+
+# Admission decisions and retirements. An admission row names the parent and, when the
+# child was accepted, its node and commit (a rejected child has no node: its files are
+# identified by `child_digest`); `checks` is the gate's JSON list of {name, verdict,
+# reason, details}; `producer` a JSON object saying who or what made the child (or
+# retired the node).
+LEDGER_DDL = f"""
+CREATE TABLE ledger (
+    id            INTEGER PRIMARY KEY,
+    time          REAL NOT NULL,
+    kind          TEXT NOT NULL CHECK (kind IN ({_quoted(LEDGER_KINDS)})),
+    decision      TEXT NOT NULL CHECK (decision IN ({_quoted(LEDGER_DECISIONS)})),
+    node_id       INTEGER REFERENCES nodes(id),
+    parent_id     INTEGER REFERENCES nodes(id),
+    expansion_id  INTEGER REFERENCES expansions(id),
+    parent_commit TEXT NOT NULL DEFAULT '',
+    child_commit  TEXT NOT NULL DEFAULT '',
+    child_digest  TEXT NOT NULL DEFAULT '',
+    diff_sha256   TEXT NOT NULL DEFAULT '',
+    reason        TEXT NOT NULL DEFAULT '',
+    checks        TEXT NOT NULL DEFAULT '[]',
+    producer      TEXT NOT NULL DEFAULT '{{}}',
+    CHECK ((kind = 'retirement') = (decision = 'retired')),
+    CHECK (decision != 'accepted' OR node_id IS NOT NULL)
+);
+CREATE INDEX ledger_node ON ledger(node_id);
+CREATE INDEX ledger_parent ON ledger(parent_id);
+"""
 
 
 DDL = f"""
@@ -69,6 +105,7 @@ CREATE TABLE evaluations (
     trajectory_path TEXT,
     log_path        TEXT,
     detail          TEXT NOT NULL DEFAULT '',
+    flags           TEXT NOT NULL DEFAULT '',  -- space-separated, e.g. 'machinery:strip'
     CHECK ((utility = 1) = (status = 'resolved')),
     CHECK ((utility IS NULL) = (status IN ({_quoted(UNMEASURED_EVAL_STATUSES)})))
 );
@@ -115,10 +152,66 @@ CREATE TABLE events (
     kind    TEXT NOT NULL,
     payload TEXT NOT NULL DEFAULT '{{}}'
 );
-"""
+{LEDGER_DDL}"""
 
-# MIGRATIONS[v] upgrades a database from version v to v + 1 (SQL script).
-MIGRATIONS: dict[int, str] = {}
+# MIGRATIONS[v] upgrades a database from version v to v + 1 (SQL script). Each script is
+# written out in full as of its version (never built from the current DDL), so a later
+# schema change cannot alter what an old migration does.
+MIGRATIONS: dict[int, str] = {
+    # 1 -> 2: evaluation status 'contaminated' and column `flags` (SQLite cannot change a
+    # CHECK constraint in place: the table is rebuilt), and the ledger table.
+    1: """
+CREATE TABLE evaluations_v2 (
+    id              INTEGER PRIMARY KEY,
+    node_id         INTEGER NOT NULL REFERENCES nodes(id),
+    task_id         TEXT NOT NULL,
+    utility         INTEGER CHECK (utility IN (0, 1)),
+    status          TEXT NOT NULL CHECK (status IN ('resolved', 'unresolved', 'empty_patch', 'patch_failed',
+                                                    'timeout', 'error_infra', 'abandoned', 'contaminated')),
+    started         REAL,
+    finished        REAL NOT NULL,
+    agent_s         REAL,
+    grade_s         REAL,
+    total_s         REAL,
+    tokens          INTEGER NOT NULL DEFAULT 0,
+    cost_usd        REAL NOT NULL DEFAULT 0,
+    trajectory_path TEXT,
+    log_path        TEXT,
+    detail          TEXT NOT NULL DEFAULT '',
+    flags           TEXT NOT NULL DEFAULT '',
+    CHECK ((utility = 1) = (status = 'resolved')),
+    CHECK ((utility IS NULL) = (status IN ('error_infra', 'abandoned', 'contaminated')))
+);
+INSERT INTO evaluations_v2 (id, node_id, task_id, utility, status, started, finished, agent_s, grade_s,
+                            total_s, tokens, cost_usd, trajectory_path, log_path, detail)
+    SELECT id, node_id, task_id, utility, status, started, finished, agent_s, grade_s,
+           total_s, tokens, cost_usd, trajectory_path, log_path, detail FROM evaluations;
+DROP TABLE evaluations;
+ALTER TABLE evaluations_v2 RENAME TO evaluations;
+CREATE INDEX evaluations_node ON evaluations(node_id);
+CREATE UNIQUE INDEX evaluations_measured ON evaluations(node_id, task_id) WHERE utility IS NOT NULL;
+CREATE TABLE ledger (
+    id            INTEGER PRIMARY KEY,
+    time          REAL NOT NULL,
+    kind          TEXT NOT NULL CHECK (kind IN ('admission', 'retirement')),
+    decision      TEXT NOT NULL CHECK (decision IN ('accepted', 'rejected', 'retired')),
+    node_id       INTEGER REFERENCES nodes(id),
+    parent_id     INTEGER REFERENCES nodes(id),
+    expansion_id  INTEGER REFERENCES expansions(id),
+    parent_commit TEXT NOT NULL DEFAULT '',
+    child_commit  TEXT NOT NULL DEFAULT '',
+    child_digest  TEXT NOT NULL DEFAULT '',
+    diff_sha256   TEXT NOT NULL DEFAULT '',
+    reason        TEXT NOT NULL DEFAULT '',
+    checks        TEXT NOT NULL DEFAULT '[]',
+    producer      TEXT NOT NULL DEFAULT '{}',
+    CHECK ((kind = 'retirement') = (decision = 'retired')),
+    CHECK (decision != 'accepted' OR node_id IS NOT NULL)
+);
+CREATE INDEX ledger_node ON ledger(node_id);
+CREATE INDEX ledger_parent ON ledger(parent_id);
+""",
+}
 
 
 def create_schema(conn: sqlite3.Connection) -> None:

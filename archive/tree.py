@@ -1,9 +1,12 @@
 """A read-only, in-memory snapshot of a run's tree of agent versions.
 
-Built from hgm.db in two queries; read by the CLI, the TUI, the final choice and a
+Built from hgm.db in a few queries; read by the CLI, the TUI, the final choice and a
 resumed run (which rebuilds its search state from it). Each node
-keeps its own measured evaluations as a list of 0/1 in recording order (infra errors
-and abandoned attempts are not measurements and are left out).
+keeps its own measured evaluations as a list of 0/1 in recording order (infra errors,
+abandoned and contaminated attempts are not measurements and are left out), plus counts
+of the evaluations whose patch touched test machinery and of contaminated ones.
+A retired node (`status == "retired"`) takes its whole clade out of the search and of
+the final choice; `retired_clades()` names every node that is out.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ class Node:
     operator: str
     children: list[int] = field(default_factory=list)
     evals: list[int] = field(default_factory=list)
+    machinery: int = 0  # evaluations whose patch touched test machinery (stripped, rejected or allowed)
+    contaminated: int = 0  # evaluations where hidden test material showed up (not scored)
 
     @property
     def successes(self) -> int:
@@ -74,6 +79,14 @@ class Tree:
             yield node, depth
             stack.extend((child, depth + 1) for child in reversed(node.children))
 
+    def retired_clades(self) -> set[int]:
+        """Ids of retired nodes and all their descendants."""
+        out: set[int] = set()
+        for node, _ in self.preorder():  # parents before children
+            if node.status == RETIRED or (node.parent_id is not None and node.parent_id in out):
+                out.add(node.id)
+        return out
+
     def clade_counts(self) -> dict[int, tuple[int, int]]:
         """(successes, failures) pooled over each node and all its descendants."""
         order = [node.id for node, _ in self.preorder()]
@@ -88,8 +101,15 @@ class Tree:
         return totals
 
 
-def build_tree(conn: sqlite3.Connection) -> Tree:
-    """Read nodes, measured evaluations and failed expansions into a Tree."""
+RETIRED = "retired"  # archive.schema.RETIRED_NODE_STATUS
+MACHINERY_FLAG = "machinery:"  # prefix of the evaluation flags saying test machinery was touched
+
+
+def build_tree(conn: sqlite3.Connection, *, with_flags: bool = True) -> Tree:
+    """Read nodes, measured evaluations, evaluation flags and failed expansions into a Tree.
+
+    `with_flags=False` reads a database made before evaluations had flags.
+    """
     nodes: dict[int, Node] = {}
     root_id = None
     for node_id, parent_id, commit, created, status, operator in conn.execute(
@@ -105,6 +125,13 @@ def build_tree(conn: sqlite3.Connection) -> Tree:
         "SELECT node_id, utility FROM evaluations WHERE utility IS NOT NULL ORDER BY id"
     ):
         nodes[node_id].evals.append(utility)
+    if with_flags:
+        for node_id, machinery, contaminated in conn.execute(
+            "SELECT node_id, SUM(flags LIKE ?), SUM(status = 'contaminated') FROM evaluations"
+            " WHERE flags != '' OR status = 'contaminated' GROUP BY node_id",
+            (f"%{MACHINERY_FLAG}%",),
+        ):
+            nodes[node_id].machinery, nodes[node_id].contaminated = int(machinery), int(contaminated)
     failed = [
         FailedExpansion(*row)
         for row in conn.execute(

@@ -1,15 +1,19 @@
 """Grade a patch: fresh sandbox from the pristine environment, apply, run, parse with swebench.
 
 Grading never reuses the agent's sandbox (the agent may have changed tests or
-tools). Steps: open a new sandbox from the task's image, put the pristine
-repository, apply the model patch (`git apply`, then `--3way`, then `patch
---fuzz`), run the task's eval script (which applies the hidden test patch and
-prints swebench's start/end markers), and grade the log with
+tools), and never trusts anything the agent left outside its diff. Steps: refuse a patch
+carrying the task's hidden-test canary (`contaminated`); screen the patch for test
+machinery (`evaluators.machinery`: strip it by default, or reject the patch, or allow
+it); open a new sandbox from the task's image, put the pristine repository, apply the
+model patch (`git apply`, then `--3way`, then `patch --fuzz`), run the task's eval
+script (which applies the hidden test patch and prints swebench's start/end markers;
+it carries the task's canary as a comment), and grade the log with
 `swebench.harness.grading.get_eval_report`. swebench is imported lazily.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 import tempfile
@@ -19,6 +23,8 @@ from typing import Any, Mapping
 
 from sandbox.api import Backend, Limits, SandboxError, SandboxSpec, Session
 
+from evaluators import machinery
+from evaluators.canary import canary_for, found_in, marked
 from evaluators.outcomes import GradeResult, Outcome
 from evaluators.repos import GIT_ENV, RepoError
 from evaluators.suite import TESTBED, GradingEnv, Suite
@@ -45,9 +51,6 @@ exec bash "$3" 2>&1
 """
 # a patch may not reach into git's own directory (hooks would run during eval.sh)
 GIT_DIR_PATH = re.compile(r"^(?:diff --git a/|--- a/|\+\+\+ b/|--- |\+\+\+ )(?:\./)?\.git/", re.M)
-# files through which a patch can change how tests run or are reported (flagged, not refused:
-# real fixes sometimes touch them, but a resolved patch that does deserves a human look)
-TEST_MACHINERY = re.compile(r"^\+\+\+ b/(\S*(?:conftest\.py|pytest\.ini|tox\.ini|setup\.cfg|pyproject\.toml|sitecustomize\.py|usercustomize\.py|\.pth))$", re.M)
 DEFAULT_TEST_TIMEOUT = 300.0
 # exit codes of a shell that could not find or run the test command itself
 MISSING_COMMAND_CODES = (126, 127)
@@ -135,7 +138,8 @@ def _grade_once(
                 files = Path(tmp) / "hgm_grading"
                 files.mkdir()
                 (files / "model.patch").write_text(patch)
-                (files / "eval.sh").write_text(localize_script(env.eval_script, session, testbed))
+                script = marked(localize_script(env.eval_script, session, testbed), canary_for(task))
+                (files / "eval.sh").write_text(script)
                 (files / "driver.sh").write_text(DRIVER)
                 session.put(GRADING_DIR, files)
             where = session.resolve(GRADING_DIR)
@@ -155,10 +159,6 @@ def _grade_once(
         if run.timed_out:
             return result(Outcome.TIMEOUT, log=log, detail=f"test run exceeded {timeout:g} s")
         outcome, report, detail = grade_log(task, log, patch, env)
-        touched = sorted(set(TEST_MACHINERY.findall(patch)))
-        if touched:
-            note = f"patch changes test machinery: {', '.join(touched)}"
-            detail = f"{detail}; {note}" if detail else note
         return result(outcome, report=report, log=log, detail=detail)
     except (SandboxError, RepoError, OSError) as exc:
         return result(Outcome.ERROR_INFRA, detail=f"{exc.__class__.__name__}: {exc}")
@@ -176,23 +176,53 @@ def grade(
     retries: int = 1,
     limits: Limits | None = None,
     run_empty: bool = False,
+    test_machinery: str = machinery.DEFAULT_MODE,
 ) -> GradeResult:
     """Grade `patch` for `task` in a fresh sandbox of `backend`.
 
     An empty patch is `empty_patch` without running anything, unless `run_empty`
-    (suite validation: the tests must fail on the untouched repository).
-    Infrastructure errors are retried `retries` times and then returned as
-    `error_infra` (never scored).
+    (suite validation: the tests must fail on the untouched repository). A patch
+    carrying the task's canary is `contaminated` (not scored). Test machinery in the
+    patch is handled by `test_machinery`: `strip` (grade the rest), `reject` (scored
+    unresolved) or `allow` (graded as written); the result then carries the flag
+    `machinery:<mode>`. Infrastructure errors are retried `retries` times and then
+    returned as `error_infra` (never scored).
     """
+    machinery.check_mode(test_machinery)
     if not patch.strip() and not run_empty:
         return GradeResult(task.instance_id, Outcome.EMPTY_PATCH, detail="the patch is empty")
+    if found_in(canary_for(task), patch):
+        return GradeResult(task.instance_id, Outcome.CONTAMINATED,
+                           detail="the patch carries the task's hidden-test canary: hidden tests reached the agent")
+    patch, flags, note = _screen(patch, task, test_machinery)
+    if flags and (test_machinery == "reject" or not patch.strip()):
+        return GradeResult(task.instance_id, Outcome.UNRESOLVED, detail=note, flags=flags)
     limits = limits or Limits()
     outcome = _grade_once(patch, task, suite, backend, timeout, limits)
     for _ in range(retries):
         if outcome.outcome is not Outcome.ERROR_INFRA:
             break
         outcome = _grade_once(patch, task, suite, backend, timeout, limits)
+    if flags:
+        detail = f"{outcome.detail}; {note}" if outcome.detail else note
+        outcome = dataclasses.replace(outcome, detail=detail, flags=flags)
     return outcome
+
+
+def _screen(patch: str, task: Task, mode: str) -> tuple[str, tuple[str, ...], str]:
+    """(patch to grade, flags, note) after handling the test machinery `patch` touches."""
+    screened = machinery.screen(patch, task.test_patch)
+    if not screened.touched:
+        return patch, (), ""
+    flags = (machinery.flag(mode),)
+    if mode == "reject":
+        return patch, flags, f"rejected: the patch touches test machinery: {screened.describe()}"
+    if mode == "allow":
+        return patch, flags, f"test machinery allowed and graded as written: {screened.describe()}"
+    note = f"test machinery stripped before grading: {screened.describe()}"
+    if not screened.kept.strip():
+        note += "; nothing else was left to grade"
+    return screened.kept, flags, note
 
 
 def summarize(results: list[GradeResult]) -> Mapping[str, int]:

@@ -1,7 +1,9 @@
 """What grading a patch can end in, and the record of one grading.
 
-Outcomes are distinct, not just 0/1. Every outcome except `error_infra` is a
-measurement of the agent and scores utility 1 (resolved) or 0 (the rest).
+Outcomes are distinct, not just 0/1. Every outcome except `error_infra` and
+`contaminated` is a measurement of the agent and scores utility 1 (resolved) or 0 (the
+rest). `contaminated`: the task's hidden-test canary showed up in what the agent
+produced, so the result cannot be trusted either way (see `evaluators.canary`).
 Deliberate choice: a test run that times out is a measurement (utility 0). The
 grading sandbox starts pristine and the test command runs under a generous hard
 deadline, so a hang is the patch's doing (an infinite loop, a deadlock), and
@@ -24,15 +26,16 @@ class Outcome(str, Enum):
     PATCH_FAILED = "patch_failed"
     TIMEOUT = "timeout"
     ERROR_INFRA = "error_infra"
+    CONTAMINATED = "contaminated"
 
     @property
     def is_measurement(self) -> bool:
         """True when this outcome says something about the agent (may be scored)."""
-        return self is not Outcome.ERROR_INFRA
+        return self not in (Outcome.ERROR_INFRA, Outcome.CONTAMINATED)
 
     @property
     def utility(self) -> float | None:
-        """1.0 resolved, 0.0 any other measurement, None for infrastructure errors."""
+        """1.0 resolved, 0.0 any other measurement, None for infrastructure errors and contamination."""
         if not self.is_measurement:
             return None
         return 1.0 if self is Outcome.RESOLVED else 0.0
@@ -48,6 +51,7 @@ class GradeResult:
     log: str = ""
     duration: float = 0.0
     detail: str = ""  # one line: why (patch apply error, infra error, ...)
+    flags: tuple[str, ...] = ()  # facts about the grading, e.g. "machinery:strip" (see evaluators.machinery)
 
     @property
     def resolved(self) -> bool:

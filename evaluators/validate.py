@@ -68,7 +68,8 @@ def validate_task(
         environment = suite.ensure_environment(task, backend, on_event)
     except Exception as exc:  # noqa: BLE001 - nothing can provide the task: a finding, not a crash
         return TaskCheck(task.instance_id, environment_error=str(exc).splitlines()[0] if str(exc) else repr(exc))
-    gold = grade(suite.gold_patch(task), task, suite, backend, timeout=timeout)
+    # the gold patch is graded as written: a task is valid only if its own fix resolves it
+    gold = grade(suite.gold_patch(task), task, suite, backend, timeout=timeout, test_machinery="allow")
     empty = grade("", task, suite, backend, timeout=timeout, run_empty=True)
     return TaskCheck(task.instance_id, gold=gold, empty=empty, environment=environment)
 

@@ -16,6 +16,10 @@ A TOML file mirrors the model, e.g.::
     [policy]
     name = "hgm"
     alpha = 0.6
+    [grading]
+    test_machinery = "strip"
+    [gate]
+    max_size_ratio = 1.5
 """
 
 from __future__ import annotations
@@ -170,6 +174,27 @@ class EvolveConfig(_Frozen):
         source = self.source_max_chars if self.source_max_chars is not None else (2500 if local else 12_000)
         return diag, source
 
+class GradingConfig(_Frozen):
+    """How patches are graded."""
+
+    test_machinery: Literal["strip", "reject", "allow"] = Field(
+        "strip",
+        description="patch parts touching test machinery (conftest.py, pytest/tox config, *.pth, sitecustomize.py, "
+        "the hidden tests' files): strip them before grading, reject the patch (scored unresolved), or allow them",
+    )
+
+
+class GateConfig(_Frozen):
+    """The admission gate every child passes (see hgm.evolve.gate)."""
+
+    protected: tuple[str, ...] | None = Field(
+        None, description="protected paths / PATH::FUNCTION entries; None: computed from the seed when the run is "
+        "created and frozen here",
+    )
+    max_size_ratio: float = Field(1.5, gt=1, description="a child may be at most this many times its parent's size")
+    max_file_bytes: int = Field(200_000, ge=1000, description="largest file a child may add or change")
+
+
 class RunConfig(_Frozen):
     """Everything that defines an evolution run."""
 
@@ -187,6 +212,8 @@ class RunConfig(_Frozen):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
     evolve: EvolveConfig = Field(default_factory=EvolveConfig)
+    grading: GradingConfig = Field(default_factory=GradingConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
 
     @model_validator(mode="before")
     @classmethod

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "hgm.cli.run_cmd",
     "hgm.cli.simulate_cmd",
     "hgm.cli.tui_cmd",
+    "hgm.cli.vet_cmd",
 )
 
 

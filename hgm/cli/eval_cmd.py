@@ -68,6 +68,11 @@ def register(app: typer.Typer) -> None:
         solve_timeout: Optional[float] = typer.Option(None, "--solve-timeout", help="Seconds the agent may run per task."),
         test_timeout: Optional[float] = typer.Option(None, "--test-timeout", help="Seconds per test run in grading."),
         attempt_usd: Optional[float] = typer.Option(None, "--attempt-usd", help="Dollars one task attempt may spend."),
+        test_machinery: str = typer.Option(
+            "strip", "--test-machinery",
+            help="Patch parts touching test machinery (conftest.py, pytest config, *.pth, hidden test files): "
+            "strip (default), reject (scored unresolved) or allow.",
+        ),
         out: Optional[Path] = typer.Option(None, "--out", help="Directory for artifacts (default: a new temp dir)."),
         json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
@@ -83,6 +88,10 @@ def register(app: typer.Typer) -> None:
 
         if not model:
             fail("give --model (e.g. openai/gpt-4o-mini with its API key set, local/smollm2, or scripted:FILE)")
+        from evaluators.machinery import MODES
+
+        if test_machinery not in MODES:
+            fail(f"unknown --test-machinery {test_machinery!r}; use one of {', '.join(MODES)}")
         from hgm.config import ConfigError, build_config
 
         try:  # the same limits `hgm run` would give this model
@@ -122,7 +131,7 @@ def register(app: typer.Typer) -> None:
             environments[task.instance_id] = environment.describe()
 
         setup = EvalSetup(backend=sandbox, suite=suite, access=gateway.access, costs=costs, limits=limits, root=out_dir,
-                          on_environment=note_environment)
+                          on_environment=note_environment, test_machinery=test_machinery)
 
         rows: list[dict[str, Any]] = []
         with gateway, progress_bar() as progress:
@@ -134,6 +143,7 @@ def register(app: typer.Typer) -> None:
                 progress.advance(bar)
                 return {"task": task.instance_id, "outcome": record.status, "detail": record.detail,
                         "environment": environments.get(task.instance_id, ""),
+                        "flags": list(record.flags),
                         "seconds": round(record.total_s or 0.0, 2), "tokens": record.tokens,
                         "cost": round(record.cost_usd, 6), "artifacts": str(out_dir / task.instance_id)}
 
@@ -147,7 +157,9 @@ def register(app: typer.Typer) -> None:
             "agent_limits": agent_limits.model_dump(mode="json"),
             "tasks": rows, "skipped": skipped, "measured": len(measured), "resolved": resolved,
             "resolve_rate": resolved / len(measured) if measured else None, "ci95": [low, high],
-            "infra_errors": len(rows) - len(measured),
+            "infra_errors": sum(r["outcome"] == Outcome.ERROR_INFRA.value for r in rows),
+            "contaminated": sum(r["outcome"] == Outcome.CONTAMINATED.value for r in rows),
+            "test_machinery": sum(bool(r["flags"]) for r in rows),
             "tokens": sum(r["tokens"] for r in rows), "cost": round(sum(r["cost"] for r in rows), 6),
             "out": str(out_dir),
         }
@@ -168,7 +180,9 @@ def register(app: typer.Typer) -> None:
         console.print(table)
         if measured:
             console.print(f"resolved {resolved}/{len(measured)} = {resolved / len(measured):.1%} "
-                          f"(95% CI {low:.1%}-{high:.1%}); infra errors (unscored): {summary['infra_errors']}")
+                          f"(95% CI {low:.1%}-{high:.1%}); infra errors (unscored): {summary['infra_errors']}; "
+                          f"contaminated (unscored): {summary['contaminated']}; "
+                          f"patches touching test machinery ({test_machinery}): {summary['test_machinery']}")
         else:
             console.print("no task was measured")
         prepared = sorted({env for env in environments.values() if not env.startswith(("image ", "base "))})

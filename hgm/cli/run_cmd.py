@@ -29,6 +29,11 @@ def _print_summary(summary: dict[str, Any]) -> None:
     table.add_row("evaluations", f"{summary['evaluations']} measured / budget {summary.get('budget_evals', '-')} ({outcomes})")
     table.add_row("nodes", f"{summary['nodes']} (expansions: {summary['expansions_ok']} ok, "
                   f"{summary['expansions_failed']} failed, {summary['expansions_abandoned']} abandoned)")
+    guards = summary.get("guards") or {}
+    if any(guards.values()):
+        table.add_row("guards", f"{guards.get('contaminated', 0)} contaminated (not scored), "
+                      f"{guards.get('test_machinery', 0)} touched test machinery, "
+                      f"{guards.get('children_rejected', 0)} children rejected by the gate")
     table.add_row("spent", f"${summary['cost_usd']:.4f}, {summary['tokens']:,} tokens in {summary['llm_calls']} calls")
     table.add_row("ships", _best_text(summary.get("best")))
     console.print(table)
@@ -130,6 +135,11 @@ def register(app: typer.Typer) -> None:
         include_test_patch: Optional[bool] = typer.Option(
             None, "--include-test-patch/--no-test-patch", help="Show hidden tests to the diagnosis (leaks them)."
         ),
+        test_machinery: Optional[str] = typer.Option(
+            None, "--test-machinery",
+            help="Patch parts touching test machinery (conftest.py, pytest config, *.pth, hidden test files): "
+            "strip (default), reject (scored unresolved) or allow.",
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
     ) -> None:
         """Start an evolution run (no options: the offline default on the bundled mini suite)."""
@@ -151,6 +161,7 @@ def register(app: typer.Typer) -> None:
             "evolve": {"include_test_patch": include_test_patch},
             "agent": {"profile": agent_profile, "solve_step_limit": solve_steps, "improve_step_limit": improve_steps,
                       "solve_timeout_s": solve_timeout, "test_timeout_s": test_timeout, "attempt_usd": attempt_usd},
+            "grading": {"test_machinery": test_machinery},
         }
         if config_file is not None and not config_file.is_file():
             fail(f"config file {config_file} does not exist; pass an existing run.toml")

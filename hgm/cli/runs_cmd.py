@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import typer
 
@@ -77,6 +77,68 @@ def _fmt_mean(mean: float | None, ci: list[float] | None) -> str:
     return f"{mean:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else f"{mean:.2f}"
 
 
+def _guards_text(row: dict[str, Any]) -> str:
+    """The guard column of `hgm show`: test machinery and contamination counts, retirement."""
+    parts = []
+    if row["machinery_evals"]:
+        text = f"machinery {row['machinery_evals']}"
+        parts.append(f"[yellow]{text} ![/yellow]" if "test-machinery" in row["flags"] else text)
+    if row["contaminated_evals"]:
+        parts.append(f"[red]contaminated {row['contaminated_evals']}[/red]")
+    if "retired-clade" in row["flags"]:
+        parts.append("[dim]in a retired clade[/dim]")
+    return ", ".join(parts)
+
+
+def _show_node(run: str, node_id: int, json_out: bool) -> None:
+    """`hgm show RUN --node N`: one node, its evaluations and its ledger rows."""
+    from hgm.search.report import iso_time, node_rows
+
+    with open_run(run) as handle:
+        handle.node(node_id)  # UnknownNode -> one-line error
+        tree = handle.tree()
+        row = next(r for r in node_rows(tree, handle.config) if r["id"] == node_id)
+        evaluations = handle.evaluations(node_id)
+        ledger = handle.ledger(node_id)
+    if json_out:
+        print_json({"node": row, "evaluations": evaluations, "ledger": ledger})
+        return
+    from rich.table import Table
+
+    console = _console()
+    mean = _fmt_mean(row["mean"], row["ci95"])
+    console.print(f"[bold]node {node_id}[/bold] (parent {row['parent'] if row['parent'] is not None else '-'}, "
+                  f"commit {row['commit'][:12]}, {row['status']}, {row['operator'] or '-'}): "
+                  f"{row['evals']} measured evaluations, mean {mean}"
+                  + (f"; flags: {', '.join(row['flags'])}" if row["flags"] else ""))
+    if evaluations:
+        table = Table(title=f"evaluations of node {node_id}")
+        for col in ("task", "status", "flags", "detail"):
+            table.add_column(col, no_wrap=col != "detail")
+        for e in evaluations:
+            table.add_row(e["task_id"], e["status"], e.get("flags") or "", (e["detail"] or "")[:160])
+        console.print(table)
+    for entry in ledger:
+        when = iso_time(entry["time"])
+        if entry["kind"] == "retirement":
+            console.print(f"[bold]retired[/bold] at {when}: {entry['reason']} (by {entry['producer'] or '-'})")
+            continue
+        if entry["node_id"] == node_id:
+            head = f"[bold]{entry['decision']}[/bold] as a child of node {entry['parent_id']} at {when}"
+        else:
+            head = f"a child of this node was [bold]{entry['decision']}[/bold] at {when}"
+        meta = [f"change {entry['diff_sha256'][:12]}"] if entry["diff_sha256"] else []
+        meta += [f"{k}={v}" for k, v in entry["producer"].items()]
+        console.print(head + (f" ({', '.join(meta)})" if meta else "") + (f": {entry['reason']}" if entry["reason"] else ""))
+        table = Table(show_header=True)
+        for col in ("check", "verdict", "reason"):
+            table.add_column(col, no_wrap=col != "reason")
+        for check in entry["checks"]:
+            style = {"fail": "red", "warn": "yellow", "pass": "green"}.get(check["verdict"], "dim")
+            table.add_row(check["name"], f"[{style}]{check['verdict']}[/{style}]", check["reason"][:300])
+        console.print(table)
+
+
 def register(app: typer.Typer) -> None:
     """Add `runs`, `show` and `export` to `app`."""
 
@@ -127,10 +189,16 @@ def register(app: typer.Typer) -> None:
             DEFAULT_MAX_ROWS, "--max-rows", min=1,
             help="Bigger trees show only the most trusted nodes and their ancestors.",
         ),
+        node: Optional[int] = typer.Option(
+            None, "--node", help="Show one node: its evaluations and its ledger (admission checks, retirement)."
+        ),
     ) -> None:
-        """Show a run's tree: node, parent, evaluations, mean with 95% interval, status."""
+        """Show a run's tree: node, parent, evaluations, mean with 95% interval, status, guard flags."""
         from hgm.search.report import best_summary, iso_time, node_rows, run_settings, trusted_subtree
 
+        if node is not None:
+            _show_node(run, node, json_out)
+            return
         with open_run(run) as handle:
             info = handle.info()
             tree = handle.tree()
@@ -172,9 +240,9 @@ def register(app: typer.Typer) -> None:
         )
         for col, justify in (
             ("node", "left"), ("parent", "right"), ("evals", "right"), ("mean [95%]", "left"),
-            ("clade", "right"), ("status", "left"), ("operator", "left"),
+            ("clade", "right"), ("status", "left"), ("operator", "left"), ("guards", "left"),
         ):
-            table.add_column(col, justify=justify, no_wrap=col != "operator")
+            table.add_column(col, justify=justify, no_wrap=col not in ("operator", "guards"))
         for r in shown:
             depth = r["depth"]
             indent = "  " * depth if depth <= MAX_INDENT else "  " * MAX_INDENT + f"({depth}) "
@@ -188,6 +256,7 @@ def register(app: typer.Typer) -> None:
                 clade,
                 r["status"],
                 r["operator"],
+                _guards_text(r),
             )
         console = _console()
         console.print(settings_line(run_settings(config)))

@@ -3,8 +3,13 @@
 `hgm run` (through the loop's job handler) and `hgm eval` both call `evaluate`:
 1. a sandbox from the task's image gets the pristine repository (`suite.prepare`) and the
    model access of the call's tags; `run_agent` runs `python -m agent solve` there;
-2. its patch is graded by `evaluators.grading.grade` in a FRESH sandbox;
-3. the outcome becomes an archive status: an agent that runs out of time without leaving
+2. secrets are redacted from everything the agent produced (patch, trajectory, result,
+   log) before anything is graded or saved; if the task's hidden-test canary shows up in
+   the trajectory, the agent's output or its patch, the evaluation is `contaminated`
+   (not scored, not graded);
+3. its patch is graded by `evaluators.grading.grade` in a FRESH sandbox, test machinery
+   handled as `EvalSetup.test_machinery` says (strip by default; recorded as a flag);
+4. the outcome becomes an archive status: an agent that runs out of time without leaving
    a patch is a `timeout` (a measurement: the agent's own doing); sandbox or environment
    failures are `error_infra` (never scored), and so is an attempt during which the model
    provider failed (rejected key, unknown model, outage after the gateway's retries).
@@ -24,7 +29,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from archive.records import EvalRecord
+from evaluators.canary import canary_for, found_in
 from evaluators.grading import grade
+from evaluators.machinery import DEFAULT_MODE
 from evaluators.suite import TESTBED, Environment, Suite
 from evaluators.task import Task
 from sandbox.api import Backend, Limits, SandboxSpec
@@ -33,6 +40,7 @@ from hgm.evaluation.run_agent import AgentLimits, AgentRun, run_agent
 from hgm.gateway.access import ModelAccess
 from hgm.gateway.costs import CostBook
 from hgm.gateway.records import PROVIDER_FAILED
+from hgm.gateway.redact import Redactor
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,8 @@ class EvalSetup:
     root: Path | None = None  # artifact paths are stored relative to it when inside it
     # told how each task's environment was obtained (pulled, built, fallback, ...)
     on_environment: Callable[[Task, Environment], None] | None = None
+    test_machinery: str = DEFAULT_MODE  # strip | reject | allow (evaluators.machinery)
+    redact: Callable[[str], str] = field(default_factory=Redactor.from_environ)  # the gateway's secrets
 
 
 def evaluate(
@@ -73,31 +83,48 @@ def evaluate(
 
     def record(status: str, detail: str, **extra: Any) -> EvalRecord:
         cost, tokens = setup.costs.job(str(tags.get("job", "")))
-        return EvalRecord(**base, status=status, detail=detail, cost_usd=cost, tokens=tokens,
+        return EvalRecord(**base, status=status, detail=setup.redact(detail), cost_usd=cost, tokens=tokens,
                           total_s=time.monotonic() - t0, **extra)
 
     try:
         run = _solve(setup, agent_dir, task, tags)
     except Exception as exc:  # noqa: BLE001 - sandbox, engine or suite failure: not the agent's doing
         return record("error_infra", f"agent sandbox failed: {exc.__class__.__name__}: {exc}"[:2000])
+    run = run.redacted(setup.redact)
     run.save(out_dir)
     paths = {"trajectory_path": _rel(setup.root, out_dir / "trajectory.jsonl")}
+    agent_log = {"log_path": _rel(setup.root, out_dir / "agent.log")}
     failures = setup.costs.provider_failures(str(tags.get("job", "")))
     if failures:  # the agent met a provider failure: not a measurement of the agent
-        return record("error_infra", f"{PROVIDER_FAILED}: {failures[-1]}"[:2000], agent_s=run.duration, **paths)
+        return record("error_infra", f"{PROVIDER_FAILED}: {failures[-1]}"[:2000], agent_s=run.duration,
+                      **agent_log, **paths)
+    leak = contamination(task, run)
+    if leak:
+        return record("contaminated", leak, agent_s=run.duration, **agent_log, **paths)
     if run.timed_out and not run.patch.strip():
         return record("timeout", f"the agent ran past {setup.limits.solve_timeout_s:g} s without a patch",
-                      agent_s=run.duration, log_path=_rel(setup.root, out_dir / "agent.log"), **paths)
+                      agent_s=run.duration, **agent_log, **paths)
     limits = setup.limits
     graded = grade(run.patch, task, setup.suite, setup.backend, timeout=limits.test_timeout_s,
-                   limits=limits.sandbox_limits)
-    (out_dir / "test.log").write_text(graded.log, encoding="utf-8")
-    (out_dir / "report.json").write_text(json.dumps(graded.to_dict(), default=str, indent=1), encoding="utf-8")
+                   limits=limits.sandbox_limits, test_machinery=setup.test_machinery)
+    (out_dir / "test.log").write_text(setup.redact(graded.log), encoding="utf-8")
+    report = setup.redact(json.dumps(graded.to_dict(), default=str, indent=1))
+    (out_dir / "report.json").write_text(report, encoding="utf-8")
     detail = graded.detail
     if run.exit_code != 0 and not run.timed_out:
         detail = (detail + "; " if detail else "") + f"agent exited {run.exit_code}"
     return record(graded.outcome.value, detail, agent_s=run.duration, grade_s=graded.duration,
-                  log_path=_rel(setup.root, out_dir / "test.log"), **paths)
+                  log_path=_rel(setup.root, out_dir / "test.log"), flags=graded.flags, **paths)
+
+
+def contamination(task: Task, run: AgentRun) -> str | None:
+    """Why `run` shows that the task's hidden test material reached the agent, or None."""
+    canary = canary_for(task)
+    for name, text in (("trajectory", run.outputs.get("trajectory.jsonl")), ("patch", run.outputs.get("patch.diff")),
+                       ("result", run.outputs.get("result.json")), ("output", run.stdout + run.stderr)):
+        if found_in(canary, text):
+            return f"the task's hidden-test canary is in the agent's {name}: hidden tests reached the agent (not scored)"
+    return None
 
 
 def _solve(setup: EvalSetup, agent_dir: Path, task: Task, tags: Mapping[str, object]) -> AgentRun:

@@ -8,11 +8,12 @@ back its three output files. The command line is the agent contract (docs/agent.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Callable, Literal, Mapping
 
 from sandbox.api import Session
 
@@ -68,6 +69,18 @@ class AgentRun:
         """Tokens the agent says it used (the gateway's count is authoritative)."""
         tokens = self.result().get("tokens")
         return int(tokens) if isinstance(tokens, (int, float)) else 0
+
+    def redacted(self, redact: Callable[[str], str] | None) -> "AgentRun":
+        """A copy with secrets redacted from every output and the process log (see
+        `hgm.gateway.redact.Redactor`); do this before anything is graded, saved or stored."""
+        if redact is None:
+            return self
+        data = getattr(redact, "data", None) or (
+            lambda raw: redact(raw.decode("utf-8", errors="surrogateescape")).encode("utf-8", errors="surrogateescape"))
+        return dataclasses.replace(
+            self, stdout=redact(self.stdout), stderr=redact(self.stderr),
+            outputs={name: data(content) for name, content in self.outputs.items()},
+        )
 
     def save(self, dest: Path, log_name: str = "agent.log") -> None:
         """Write the output files and a log of the process into `dest`."""

@@ -2,8 +2,10 @@
 
 `expand` picks a lesson from the parent's evaluations, asks the model (through the
 gateway) for a diagnosis, runs the parent's agent on its own source, and returns an
-`ExpansionOutcome`: the archive record and, when the child was accepted, its source.
-It never writes to the archive; the loop records the outcome in one transaction.
+`ExpansionOutcome`: the archive record, the gate's decision as a ledger record (when a
+child was made) and, when the child was accepted, its source. Text bound for the archive
+or the run directory is redacted first. It never writes to the archive; the loop records
+the outcome in one transaction.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import json
 import random
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from archive.records import ExpansionRecord
+from archive.records import AdmissionRecord, ExpansionRecord
+from evaluators.canary import canary_for, marked
 from evaluators.task import Task
 from sandbox.api import Backend
 
@@ -24,11 +27,15 @@ from hgm.config import EvolveConfig
 from hgm.evolve.context import clip, grading_report, read_text, render_trajectory, source_excerpt
 from hgm.evolve.diagnose import PURPOSE as DIAGNOSE_PURPOSE
 from hgm.evolve.diagnose import ChatFn, DiagnosisContext, diagnose
-from hgm.evolve.improve import ImproveError, ImproveLimits, self_improve
+from hgm.evolve.gate import GateSettings, Verdict
+from hgm.evolve.improve import ImproveError, ImproveLimits, ImproveResult, self_improve
 from hgm.evolve.lessons import EvalView, Lesson, pick_lesson
 from hgm.evolve.llm_client import ChatReply, chat
 from hgm.gateway.access import ModelAccess
 from hgm.gateway.records import PROVIDER_FAILED
+from hgm.gateway.redact import Redactor
+
+OPERATOR = "self_improve"
 
 
 @dataclass
@@ -37,7 +44,8 @@ class ExpansionOutcome:
 
     record: ExpansionRecord
     child_dir: Path | None = None
-    operator: str = "self_improve"
+    operator: str = OPERATOR
+    admission: AdmissionRecord | None = None  # the gate's decision, when a child was made
     infra: bool = False  # not the agent's doing (e.g. the model provider failed): not a failed expansion
 
 
@@ -54,6 +62,8 @@ class ExpandSetup:
     evolve: EvolveConfig
     limits: ImproveLimits
     diagnose_timeout_s: float = 600.0
+    gate: GateSettings = field(default_factory=GateSettings)
+    redact: Callable[[str], str] = field(default_factory=Redactor.from_environ)
 
 
 def expand(
@@ -77,12 +87,15 @@ def expand(
     work_dir.mkdir(parents=True, exist_ok=True)
     chat_fn = _chat_fn(setup, {**tags, "purpose": DIAGNOSE_PURPOSE})
     diagnosis = diagnose(diagnosis_context(setup, lesson, parent_dir), chat_fn, setup.evolve.diagnose_retries)
-    (work_dir / "diagnosis.json").write_text(diagnosis.summary(), encoding="utf-8")
+    summary = setup.redact(diagnosis.summary())
+    (work_dir / "diagnosis.json").write_text(summary, encoding="utf-8")
     clean_parent = work_dir / "parent"
     shutil.copytree(parent_dir, clean_parent, ignore=shutil.ignore_patterns(".complete", "__pycache__", "*.pyc"))
     access = setup.access({**tags, "purpose": "improve"})
+    result: ImproveResult | None = None
     try:
-        result = self_improve(setup.backend, clean_parent, diagnosis.problem, access, setup.limits, work_dir)
+        result = self_improve(setup.backend, clean_parent, diagnosis.problem, access, setup.limits, work_dir,
+                              gate=setup.gate, redact=setup.redact)
         accepted, reason, child = result.accepted, result.reason, result.child_dir
     except ImproveError as exc:
         accepted, reason, child = False, f"preparation failed: {exc}", None
@@ -99,14 +112,30 @@ def expand(
     record = ExpansionRecord(
         parent_id,
         "ok" if accepted else ("abandoned" if failures else "failed"),
-        reason="" if accepted else (reason or "rejected"),
+        reason="" if accepted else setup.redact(reason or "rejected"),
         cost_usd=dollars,
         tokens=tokens,
         started=started,
         lesson=lesson.label(),
-        diagnosis=diagnosis.summary(),
+        diagnosis=summary,
     )
-    return ExpansionOutcome(record, child if accepted else None, infra=bool(failures))
+    admission = None
+    if result is not None and result.verdict is not None and not failures:  # an infra outcome decides nothing
+        producer = {"operator": OPERATOR, "model": setup.model, "lesson": lesson.label(),
+                    "agent_exit": result.agent_result.get("exit_reason"), "diagnosis_fell_back": diagnosis.fell_back,
+                    **{k: str(tags[k]) for k in ("run", "job") if k in tags}}
+        admission = admission_record(parent_id, result.verdict, producer, setup.redact)
+    return ExpansionOutcome(record, child if accepted else None, admission=admission, infra=bool(failures))
+
+
+def admission_record(parent_id: int, verdict: Verdict, producer: Mapping[str, Any],
+                     redact: Callable[[str], str] = str) -> AdmissionRecord:
+    """The ledger row of the gate's `verdict` on a child of `parent_id`."""
+    checks = tuple({**c.to_dict(), "reason": redact(c.reason), "details": [redact(d) for d in c.details]}
+                   for c in verdict.checks)
+    return AdmissionRecord(parent_id, "accepted" if verdict.accepted else "rejected",
+                           diff_sha256=verdict.diff_sha256, child_digest=verdict.child_digest,
+                           reason=redact(verdict.reason), checks=checks, producer=dict(producer))
 
 
 def diagnosis_context(setup: ExpandSetup, lesson: Lesson, parent_dir: Path) -> DiagnosisContext:
@@ -133,7 +162,9 @@ def diagnosis_context(setup: ExpandSetup, lesson: Lesson, parent_dir: Path) -> D
         trajectory=render_trajectory(ev.trajectory_path, budget // 2),
         patch=clip(read_text(art / "patch.diff"), budget // 4) if art is not None else "",
         grading_report=grading_report(report, log, ev.detail, budget // 4),
-        test_patch=clip(task.test_patch, budget // 4) if (task and evolve.include_test_patch) else "",
+        # hidden test material carries the task's canary: if it ever reaches an agent, it shows
+        test_patch=clip(marked(task.test_patch, canary_for(task)), budget // 4)
+        if (task and evolve.include_test_patch) else "",
     )
 
 

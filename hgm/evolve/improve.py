@@ -1,38 +1,35 @@
-"""Self-improvement: the parent's agent rewrites its own source in a sandbox; then acceptance.
+"""Self-improvement: the parent's agent rewrites its own source in a sandbox; then admission.
 
 1. Sandbox A gets the parent's source twice: the code that runs (`run_agent`'s agent
    directory) and a git work tree the agent edits (`SRC`). `python -m agent improve` runs
-   there with the model access of the call's tags and leaves its diff and trajectory.
-2. The diff must be non-empty and leave the contract tests untouched.
-3. The diff is applied on the host to a fresh copy of the parent's source.
-4. Sandbox B, fresh and without model access, runs the child's own tests; they must pass.
+   there with the model access of the call's tags and leaves its diff and trajectory
+   (secrets redacted before anything is kept).
+2. The diff must be a non-empty git diff.
+3. The diff is applied on the host to a fresh copy of the parent's source: the child.
+4. The admission gate (`hgm.evolve.gate.vet`) judges the child against the parent: static
+   checks, then the tests in sandbox B, fresh and without network or model access.
 
 Every artifact is kept under `work_dir` (one directory per expansion in the run).
 """
 
 from __future__ import annotations
 
-import shlex
+import json
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from sandbox.api import Backend, Limits, SandboxSpec
 
 from hgm.evaluation.run_agent import AgentLimits, AgentRun, run_agent
 from hgm.evolve.acceptance import diff_problem
 from hgm.evolve.context import clip
+from hgm.evolve.gate import GateSettings, TestSandbox, Verdict, vet
 from hgm.gateway.access import ModelAccess
 
-SRC, CHILD = "/work/src", "/work/agent"
-TEST_COMMAND = "python3 -m unittest discover -s agent/tests -t ."
-# The contract modules also run by name, so a child cannot hide them from discovery
-# (e.g. with a load_tests hook in agent/tests/__init__.py).
-CONTRACT_COMMAND = (
-    'for f in agent/tests/test_contract*.py; do [ ! -e "$f" ] || '
-    'python3 -m unittest "agent.tests.$(basename "$f" .py)" || exit 1; done'
-)
+SRC = "/work/src"
 _GIT_IDENTITY = ["-c", "user.name=hgm", "-c", "user.email=hgm@localhost", "-c", "commit.gpgsign=false"]
 
 
@@ -45,6 +42,10 @@ class ImproveLimits:
     python: str = "python3"  # the interpreter inside the sandbox
     sandbox_limits: Limits = field(default_factory=Limits)
     labels: tuple[tuple[str, str], ...] = ()  # extra sandbox labels, e.g. (("hgm.run", name),)
+
+    def test_sandbox(self, backend: Backend) -> TestSandbox:
+        """Where the gate runs a child's tests: a fresh sandbox without model access."""
+        return TestSandbox(backend, self.spec("vet"), self.python, self.test_timeout_s)
 
     def spec(self, purpose: str, access: ModelAccess | None = None) -> SandboxSpec:
         """A sandbox for `purpose`, with model access only when given."""
@@ -70,6 +71,7 @@ class ImproveResult:
     improve_s: float = 0.0
     test_s: float = 0.0
     test_output: str = ""
+    verdict: Verdict | None = None  # the gate's decision (None: no child to judge)
 
 
 class ImproveError(RuntimeError):
@@ -101,35 +103,24 @@ def apply_diff(work_tree: Path, diff: str) -> str | None:
 
 
 def run_improve_agent(
-    backend: Backend, parent_dir: Path, problem: str, access: ModelAccess, limits: ImproveLimits, work_dir: Path
+    backend: Backend, parent_dir: Path, problem: str, access: ModelAccess, limits: ImproveLimits, work_dir: Path,
+    redact: Callable[[str], str] | None = None,
 ) -> AgentRun:
     """Run the parent's `agent improve` on a work tree of its own source, in a sandbox.
 
-    Artifacts land in `work_dir`: problem.md, patch.diff, trajectory.jsonl, result.json,
-    improve.log. Raises SandboxError on infrastructure failure.
+    Artifacts land in `work_dir` (secrets redacted): problem.md, patch.diff,
+    trajectory.jsonl, result.json, improve.log. Raises SandboxError on infrastructure failure.
     """
     src = work_dir / "src"
     prepare_work_tree(parent_dir, src)
-    (work_dir / "problem.md").write_text(problem, encoding="utf-8")
+    (work_dir / "problem.md").write_text(redact(problem) if redact else problem, encoding="utf-8")
     with backend.open(limits.spec("improve", access)) as session:
         session.put(SRC, src)
         run = run_agent(session, limits.python, parent_dir, "improve", problem, SRC,
                         AgentLimits(limits.max_steps, limits.improve_timeout_s))
+    run = run.redacted(redact)
     run.save(work_dir, "improve.log")
     return run
-
-
-def run_agent_tests(backend: Backend, child_dir: Path, limits: ImproveLimits) -> tuple[bool, str, float]:
-    """Run the child's own unittest suite in a fresh sandbox (no model access)."""
-    with backend.open(limits.spec("agent-tests")) as session:
-        session.put(CHILD, child_dir)
-        result = session.exec(
-            f"cd {shlex.quote(session.resolve(CHILD))} && {TEST_COMMAND} && {CONTRACT_COMMAND}",
-            timeout=limits.test_timeout_s,
-            env={"PYTHONDONTWRITEBYTECODE": "1"},
-        )
-    output = f"exit={result.exit_code} timed_out={result.timed_out}\n{result.stdout}\n{result.stderr}"
-    return result.ok, output, result.duration
 
 
 def self_improve(
@@ -139,13 +130,16 @@ def self_improve(
     access: ModelAccess,
     limits: ImproveLimits,
     work_dir: Path,
+    *,
+    gate: GateSettings | None = None,
+    redact: Callable[[str], str] | None = None,
 ) -> ImproveResult:
-    """The whole attempt: run the improve agent, check the diff, test the child.
+    """The whole attempt: run the improve agent, apply its diff, put the child through the gate.
 
     Raises SandboxError / ImproveError on infrastructure failure (the caller records it).
     """
     work_dir.mkdir(parents=True, exist_ok=True)
-    run = run_improve_agent(backend, parent_dir, problem, access, limits, work_dir)
+    run = run_improve_agent(backend, parent_dir, problem, access, limits, work_dir, redact)
     diff, agent_result = run.patch, run.result()
     base = ImproveResult(False, diff=diff, agent_result=agent_result, tokens=run.tokens, improve_s=run.duration)
     problem_text = diff_problem(diff)
@@ -162,11 +156,13 @@ def self_improve(
         base.reason = apply_error
         return base
     shutil.rmtree(child / ".git", ignore_errors=True)
-    ok, output, test_s = run_agent_tests(backend, child, limits)
-    (work_dir / "agent_tests.log").write_text(output, encoding="utf-8")
-    base.test_s, base.test_output = test_s, output
-    if not ok:
-        base.reason = f"the agent's own tests fail in a fresh sandbox: {clip(output.strip(), 600)}"
+    verdict = vet(parent_dir, child, gate, limits.test_sandbox(backend))
+    output = "".join(f"--- {name} ---\n{log}\n" for name, log in verdict.test_logs.items())
+    (work_dir / "agent_tests.log").write_text(redact(output) if redact else output, encoding="utf-8")
+    (work_dir / "vet.json").write_text(json.dumps(verdict.to_dict(), indent=1), encoding="utf-8")
+    base.test_s, base.test_output, base.verdict = verdict.test_s, output, verdict
+    if not verdict.accepted:
+        base.reason = f"rejected by the gate: {clip(verdict.reason, 1200)}"
         return base
     base.accepted, base.child_dir = True, child
     return base

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
 
+from archive.schema import UNMEASURED_EVAL_STATUSES
+
 LessonKind = Literal["failed_task", "empty_patches", "stochastic", "context_length", "no_evals"]
 
 EMPTY_PATCH_SHARE = 0.1
@@ -34,14 +36,14 @@ class EvalView:
     """What lesson picking and diagnosis need to know about one evaluation."""
 
     task_id: str
-    status: str  # resolved | unresolved | empty_patch | patch_failed | timeout | error_infra | abandoned
+    status: str  # an archive evaluation status (archive.schema.EVAL_STATUSES)
     detail: str = ""
     trajectory_path: str | None = None
     log_path: str | None = None
 
     @property
     def measured(self) -> bool:
-        return self.status not in ("error_infra", "abandoned")
+        return self.status not in UNMEASURED_EVAL_STATUSES
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ Run control, from the thread that calls `run()` (the main thread in the CLI):
   grace period, then abandon the rest; twice: abandon now. Abandoned work is recorded
   as `abandoned` (not a measurement) and the scheduler frees its (node, task) pair, so
   `hgm resume` re-queues it. An infrastructure error (`error_infra`, or an expansion the
-  model provider broke off) is recorded and its work freed the same way; too many in a row
-  stop the run (`infra_errors`, or `provider_errors` when the provider failed).
+  model provider broke off) or a `contaminated` evaluation (hidden test material reached
+  the agent) is recorded and its work freed the same way; too many in a row stop the run
+  (`infra_errors`, or `provider_errors` when the provider failed).
 """
 
 from __future__ import annotations
@@ -299,15 +300,17 @@ class Executor:
             if not self._claim(job):
                 return
             try:
+                admission = outcome.admission  # the gate's decision: one ledger row with the expansion
                 if record.status == "ok" and outcome.child_dir is not None:
                     child_id = self.run_archive.add_node(
                         action.node_id, outcome.child_dir, outcome.operator, record.lesson, record.diagnosis,
-                        expansion=record,
+                        expansion=record, admission=admission,
                     )
                 else:
                     if record.status == "ok":  # accepted without a tree: a runner bug
                         record = dataclasses.replace(record, status="failed", reason="no child source produced")
-                    self.run_archive.record_expansion(record)
+                    rejection = admission if admission is not None and admission.decision == "rejected" else None
+                    self.run_archive.record_expansion(record, admission=rejection)
                     child_id = None
             except (ArchiveError, OSError) as exc:
                 self._errors.append(f"archive refused an expansion: {exc}")
@@ -327,7 +330,7 @@ class Executor:
         limit = self.limits.max_provider_streak if provider else self.limits.max_infra_streak
         if self._infra_streak < limit:
             return
-        what = "model provider failures" if provider else "infrastructure errors"
+        what = "model provider failures" if provider else "unscored attempts (infrastructure errors or contamination)"
         self._errors.append(f"{self._infra_streak} {what} in a row; last: {detail[:300]}")
         self._begin_stop("provider_errors" if provider else "infra_errors")
 

@@ -34,9 +34,13 @@ from sandbox.tracking import TrackingBackend
 
 from hgm.config import ConfigError, RunConfig, config_from_frozen
 from hgm.evaluation.evaluate import EvalSetup, SolveLimits
+from hgm.evolve.agent_files import agent_files
 from hgm.evolve.expand import ExpandSetup
+from hgm.evolve.gate import GateSettings, settings_from_config
 from hgm.evolve.improve import ImproveLimits
+from hgm.evolve.protected import default_manifest
 from hgm.gateway.costs import CostBook
+from hgm.gateway.redact import Redactor
 from hgm.loop.executor import Executor, ExecutorLimits, JobHandler, Progress, RunOutcome
 from hgm.loop.job_handler import SandboxJobHandler
 from hgm.loop.scheduler import Scheduler
@@ -99,20 +103,37 @@ def load_tasks(config: RunConfig) -> tuple[Any, dict[str, Any], list[str]]:
 
 
 def build_state(tree: Tree, task_ids: list[str], failed: list[dict[str, Any]], evals: list[dict[str, Any]]) -> SearchState:
-    """The search state as the archive knows it: nodes, measured evaluations, failed expansions."""
+    """The search state as the archive knows it: nodes, measured evaluations, failed expansions.
+
+    Retired clades (`hgm retire`) are left out, so they are neither expanded, evaluated nor
+    shipped; what they cost still counts: their nodes as expansion attempts (failed ones,
+    for the expand rule and the budget) and their evaluations against the budget.
+    """
     state = SearchState(tuple(task_ids))
     known = set(task_ids)
+    retired = tree.retired_clades()
     for node_id in sorted(tree.nodes):
         node = tree.nodes[node_id]
+        if node_id in retired:
+            continue
         parent = node.parent_id if node.parent_id in tree.nodes else None
         state.add_node(node_id, parent)
+    retired_evals = 0
     for row in evals:
-        if row["utility"] is None or row["task_id"] not in known or not state.has_node(row["node_id"]):
+        if row["utility"] is None or row["task_id"] not in known:
+            continue
+        if row["node_id"] in retired:
+            retired_evals += 1
+            continue
+        if not state.has_node(row["node_id"]):
             continue
         state.record_eval(row["node_id"], row["task_id"], bool(row["utility"]), in_flight=False,
                           cost=float(row.get("cost_usd") or 0.0))
+    state.evals_completed += retired_evals
     state.expansions_succeeded = state.n_nodes - 1
-    state.expansions_failed = sum(1 for row in failed if row["status"] == "failed" and state.has_node(row["parent_id"]))
+    state.expansions_failed = len(retired) + sum(
+        1 for row in failed
+        if row["status"] == "failed" and (state.has_node(row["parent_id"]) or row["parent_id"] in retired))
     return state
 
 
@@ -135,6 +156,9 @@ def create_run(config: RunConfig, run_dir: Path) -> Run:
 
     with tempfile.TemporaryDirectory(prefix="hgm-seed-") as tmp:
         seed = seed_agent_tree(Path(tmp))
+        if config.gate.protected is None:  # the gate's manifest, computed once from the seed, frozen
+            gate = config.gate.model_copy(update={"protected": default_manifest(agent_files(seed))})
+            config = config.model_copy(update={"gate": gate})
         try:
             return Run.create(run_dir, config.frozen(), seed)
         except ArchiveError as exc:
@@ -211,7 +235,8 @@ def run_session(
         stack.callback(gateway.close)
         handler = (handler_factory or SandboxJobHandler)(
             run=run, eval_setup=eval_setup(config, suite, tracking, gateway, costs, run.path, EnvironmentLog(run)),
-            expand_setup=expand_setup(config, tasks, tracking, gateway, run.path.name), costs=costs, backend=tracking,
+            expand_setup=expand_setup(config, tasks, tracking, gateway, run.path.name, gate_settings(run)),
+            costs=costs, backend=tracking,
             session_id=session, session_index=previous_sessions, seed=config.seed,
         )
         limits = ExecutorLimits(
@@ -255,11 +280,25 @@ def eval_setup(
         labels=(("hgm.run", Path(root).name),),
     )
     return EvalSetup(backend=backend, suite=suite, access=gateway.access, costs=costs, limits=limits, root=Path(root),
-                     on_environment=on_environment)
+                     on_environment=on_environment, test_machinery=config.grading.test_machinery,
+                     redact=Redactor.from_environ())
 
 
-def expand_setup(config: RunConfig, tasks: dict[str, Any], backend: Any, gateway: Any, run_name: str) -> ExpandSetup:
-    """What every expansion of this run shares."""
+def gate_settings(run: Run) -> GateSettings:
+    """The gate as the run froze it; a run made before manifests were frozen gets its seed's."""
+    settings = settings_from_config(run.config.get("gate") or {})
+    if settings.protected is not None:
+        return settings
+    tree = run.tree()
+    with tempfile.TemporaryDirectory(prefix="hgm-seed-") as tmp:
+        run.checkout(tree.root_id if tree.root_id is not None else 0, Path(tmp) / "seed")
+        manifest = default_manifest(agent_files(Path(tmp) / "seed"))
+    return GateSettings(manifest, settings.max_size_ratio, settings.max_file_bytes)
+
+
+def expand_setup(config: RunConfig, tasks: dict[str, Any], backend: Any, gateway: Any, run_name: str,
+                 gate: GateSettings | None = None) -> ExpandSetup:
+    """What every expansion of this run shares (`gate`: the run's frozen gate, default settings if None)."""
     limits = ImproveLimits(
         improve_timeout_s=config.agent.improve_timeout_s,
         test_timeout_s=config.agent.test_timeout_s,
@@ -269,7 +308,8 @@ def expand_setup(config: RunConfig, tasks: dict[str, Any], backend: Any, gateway
     )
     return ExpandSetup(backend=backend, access=gateway.access, gateway_url=gateway.url, alias=gateway.config.alias,
                        model=config.model, tasks=tasks, evolve=config.evolve, limits=limits,
-                       diagnose_timeout_s=config.agent.improve_timeout_s)
+                       diagnose_timeout_s=config.agent.improve_timeout_s, gate=gate or settings_from_config(config.gate),
+                       redact=Redactor.from_environ())
 
 
 class EnvironmentLog:

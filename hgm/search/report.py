@@ -33,15 +33,34 @@ def final_choice_settings(config: Mapping[str, Any]) -> tuple[str, float]:
     )
 
 
+# a node "keeps touching test machinery" when at least this many of its evaluations did,
+# and they are at least this share of its measured evaluations
+MACHINERY_FLAG_MIN = 2
+MACHINERY_FLAG_SHARE = 0.25
+
+
+def node_flags(node: Any, retired: bool = False) -> list[str]:
+    """Warnings about a node for `hgm show` and the TUI: retired, test machinery, contamination."""
+    flags = []
+    if retired:
+        flags.append("retired" if node.status == "retired" else "retired-clade")
+    if node.machinery >= MACHINERY_FLAG_MIN and node.machinery >= MACHINERY_FLAG_SHARE * max(1, len(node.evals)):
+        flags.append("test-machinery")
+    if node.contaminated:
+        flags.append("contaminated")
+    return flags
+
+
 def tree_scores(tree: Tree, rule: str, quantile: float = selection.DEFAULT_QUANTILE) -> dict[int, float]:
-    """Each node's score under the final-choice `rule` (-inf for unmeasured nodes)."""
+    """Each node's score under the final-choice `rule` (-inf for unmeasured and retired nodes)."""
     order = [node for node, _ in tree.preorder()]  # parents before children
     position = {node.id: i for i, node in enumerate(order)}
     parent = np.array([position.get(n.parent_id, -1) if n.parent_id is not None else -1 for n in order])
     succ = np.array([n.successes for n in order])
     fail = np.array([n.failures for n in order])
     scores = selection.scores_from_counts(parent, succ, fail, rule, quantile=quantile)
-    return {node.id: float(score) for node, score in zip(order, scores)}
+    retired = tree.retired_clades()
+    return {node.id: float("-inf") if node.id in retired else float(score) for node, score in zip(order, scores)}
 
 
 def best_in_tree(
@@ -92,6 +111,7 @@ def run_summary(run: Run) -> dict[str, Any]:
         by_status[row["status"]] = by_status.get(row["status"], 0) + 1
     calls = run.llm_totals()
     info = run.info()
+    ledger = run.ledger()
     return {
         "run_dir": str(run.path),
         "status": info.status,
@@ -104,6 +124,12 @@ def run_summary(run: Run) -> dict[str, Any]:
         "llm_calls": int(calls[0]),
         "cost_usd": float(calls[1]),
         "tokens": int(calls[2]),
+        "guards": {
+            "contaminated": by_status.get("contaminated", 0),
+            "test_machinery": sum(1 for row in evals if "machinery:" in (row.get("flags") or "")),
+            "children_rejected": sum(1 for row in ledger if row["decision"] == "rejected"),
+            "retired": sum(1 for row in ledger if row["decision"] == "retired"),
+        },
         "best": best_node(run),
     }
 
@@ -136,6 +162,7 @@ def node_rows(tree: Tree, config: dict[str, Any]) -> list[dict[str, Any]]:
     """One dict per node in tree order: counts, mean, 95% Wilson interval, final-choice score."""
     scores = tree_scores(tree, *final_choice_settings(config))
     clades = tree.clade_counts()
+    retired = tree.retired_clades()
     rows = []
     for node, depth in tree.preorder():
         n, s = len(node.evals), node.successes
@@ -150,12 +177,15 @@ def node_rows(tree: Tree, config: dict[str, Any]) -> list[dict[str, Any]]:
                 "resolved": s,
                 "mean": s / n if n else None,
                 "ci95": [lo, hi] if n else None,
-                "score": scores[node.id] if n else None,
+                "score": scores[node.id] if n and node.id not in retired else None,
                 "clade_evals": cs + cf,
                 "clade_mean": cs / (cs + cf) if cs + cf else None,
                 "status": node.status,
                 "operator": node.operator,
                 "commit": node.commit,
+                "machinery_evals": node.machinery,
+                "contaminated_evals": node.contaminated,
+                "flags": node_flags(node, node.id in retired),
             }
         )
     return rows

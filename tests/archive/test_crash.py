@@ -95,7 +95,7 @@ def _check_rows(run_dir: Path, printed: int, batch: int) -> int:
             expected = record_for(i)
             got = [row[k] for k in ("node_id", "task_id", "utility", "status", "started", "finished",
                                     "agent_s", "grade_s", "total_s", "tokens", "cost_usd",
-                                    "trajectory_path", "log_path", "detail")]
+                                    "trajectory_path", "log_path", "detail", "flags")]
             assert got == list(expected.row()), f"row {i} is not what was written"
             assert len(got) == len(fields)
         n = len(rows)

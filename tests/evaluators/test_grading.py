@@ -184,15 +184,90 @@ def test_patch_reaching_into_git_dir_is_refused(suite: TaskRepoSuite) -> None:
     assert result.outcome is Outcome.PATCH_FAILED and ".git/" in result.detail
 
 
-def test_patch_changing_test_machinery_is_flagged(suite: TaskRepoSuite) -> None:
-    """A conftest.py that forces every test to pass fools pytest; grading says so in `detail`."""
+HOOK = (
+    "import pytest\n\n\n@pytest.hookimpl(hookwrapper=True)\ndef pytest_runtest_makereport(item, call):\n"
+    "    out = yield\n    out.get_result().outcome = 'passed'\n"
+)
+# each cheat turns failing tests into passes (or tries to) without touching the code under test
+CHEATS = {
+    "conftest": {"conftest.py": HOOK},
+    "pytest-ini": {"cheat_plugin.py": HOOK, "pytest.ini": "[pytest]\naddopts = -p cheat_plugin\n"},
+    "pyproject": {"cheat_plugin.py": HOOK, "pyproject.toml": '[tool.pytest.ini_options]\naddopts = "-p cheat_plugin"\n'},
+    "pth": {"cheat_plugin.py": HOOK, "zz_hgm.pth": "import cheat_plugin\n"},
+}
+FIX = "sed -i 's/return a - b/return a + b/' calc.py"
+
+
+def _write_files(files: dict[str, str]) -> str:
+    """A shell command writing `files` (any text) into the repository."""
+    import shlex
+
+    return " && ".join(f"printf %s {shlex.quote(text)} > {shlex.quote(name)}" for name, text in files.items())
+
+
+@pytest.mark.parametrize("cheat", list(CHEATS))
+def test_test_machinery_is_stripped_by_default_and_never_resolves(suite: TaskRepoSuite, cheat: str) -> None:
     task = suite.tasks()[0]
-    cheat = _agent_patch(suite, task, (
-        "printf 'import pytest\\n\\n@pytest.hookimpl(hookwrapper=True)\\n"
-        "def pytest_runtest_makereport(item, call):\\n    out = yield\\n    r = out.get_result()\\n"
-        "    r.outcome = \"passed\"\\n' > conftest.py"))
-    result = grade(cheat, task, suite, FakeBackend())
-    assert "patch changes test machinery: conftest.py" in result.detail
+    patch = _agent_patch(suite, task, _write_files(CHEATS[cheat]))
+    stripped = grade(patch, task, suite, FakeBackend())
+    assert stripped.outcome is Outcome.UNRESOLVED and stripped.flags == ("machinery:strip",)
+    assert "test machinery stripped before grading" in stripped.detail
+    backend = FakeBackend()
+    rejected = grade(patch, task, suite, backend, test_machinery="reject")
+    assert rejected.outcome is Outcome.UNRESOLVED and rejected.flags == ("machinery:reject",)
+    assert "rejected: the patch touches test machinery" in rejected.detail and backend.opened == []
+
+
+def test_allowed_machinery_is_graded_as_written_and_flagged(suite: TaskRepoSuite) -> None:
+    """What `allow` means: the conftest.py hack really does fool pytest (so it is not the default)."""
+    task = suite.tasks()[0]
+    for cheat in ("conftest", "pytest-ini"):
+        patch = _agent_patch(suite, task, _write_files(CHEATS[cheat]))
+        allowed = grade(patch, task, suite, FakeBackend(), test_machinery="allow")
+        assert allowed.outcome is Outcome.RESOLVED and allowed.flags == ("machinery:allow",)
+    with pytest.raises(ValueError, match="strip, reject, allow"):
+        grade(task.patch, task, suite, FakeBackend(), test_machinery="maybe")
+
+
+def test_real_fix_beside_machinery_still_resolves_once_stripped(suite: TaskRepoSuite) -> None:
+    task = suite.tasks()[0]
+    patch = _agent_patch(suite, task, _write_files(CHEATS["conftest"]) + " && " + FIX)
+    result = grade(patch, task, suite, FakeBackend())
+    assert result.outcome is Outcome.RESOLVED and result.flags == ("machinery:strip",)
+    assert "conftest.py" in result.detail
+
+
+def test_a_clean_fix_carries_no_flag(suite: TaskRepoSuite) -> None:
+    task = suite.tasks()[0]
+    result = grade(task.patch, task, suite, FakeBackend())
+    assert result.outcome is Outcome.RESOLVED and result.flags == () and "machinery" not in result.detail
+
+
+def test_patch_with_the_task_canary_is_contaminated_and_not_graded(suite: TaskRepoSuite) -> None:
+    from evaluators.canary import canary_for
+
+    task = suite.tasks()[0]
+    backend = FakeBackend()
+    leak = task.patch + f"diff --git a/notes.txt b/notes.txt\nnew file mode 100644\n--- /dev/null\n+++ b/notes.txt\n@@ -0,0 +1 @@\n+{canary_for(task)}\n"
+    result = grade(leak, task, suite, backend)
+    assert result.outcome is Outcome.CONTAMINATED and result.outcome.utility is None and backend.opened == []
+    other = suite.tasks()[1] if len(suite.tasks()) > 1 else None
+    if other is not None:
+        assert canary_for(other) != canary_for(task)
+
+
+@pytest.mark.docker
+def test_conftest_hack_no_longer_resolves_a_mini_task_on_docker(docker_backend) -> None:
+    """The reported hole: a seven-line conftest.py scored mini tasks resolved. Stripped, it fails."""
+    mini = load_suite("mini")
+    task = mini.tasks()[0]
+    hook = "".join(f"+{line}\n" for line in HOOK.splitlines())
+    cheat = (f"diff --git a/conftest.py b/conftest.py\nnew file mode 100644\n--- /dev/null\n+++ b/conftest.py\n"
+             f"@@ -0,0 +1,{len(HOOK.splitlines())} @@\n{hook}")
+    allowed = grade(cheat, task, mini, docker_backend, test_machinery="allow")
+    assert allowed.outcome is Outcome.RESOLVED  # the hole is real: pytest is fooled
+    stripped = grade(cheat, task, mini, docker_backend)
+    assert stripped.outcome is Outcome.UNRESOLVED and stripped.flags == ("machinery:strip",)
 
 
 def test_eval_script_runs_the_backends_python(suite: TaskRepoSuite, tmp_path: Path) -> None:

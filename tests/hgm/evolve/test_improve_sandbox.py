@@ -79,7 +79,9 @@ def test_accepted_child_has_the_edit_and_nothing_else_changes(backend, parent: P
     assert "# better prompt" in (result.child_dir / "agent" / "prompts.py").read_text()
     assert not (result.child_dir / ".git").exists()
     assert (parent / "agent" / "prompts.py").read_text() == "SYSTEM = 'hi'\n"  # parent untouched
-    assert result.tokens == 42 and result.test_output.count("Ran 2 tests") == 1 and "Ran 1 test" in result.test_output
+    assert result.tokens == 42 and result.verdict.accepted
+    assert result.verdict.check("own_tests").reason.startswith("2 tests ran and passed")
+    assert "Ran 2 tests" in result.test_output
     assert (tmp_path / "ok" / "patch.diff").read_text().startswith("diff --git")
 
 
@@ -90,12 +92,13 @@ def test_empty_diff_is_rejected(backend, parent: Path, tmp_path: Path) -> None:
 
 def test_failing_own_tests_are_rejected(backend, parent: Path, tmp_path: Path) -> None:
     result = attempt(backend, parent, tmp_path, "EDIT_PROMPT and BREAK_TESTS", "broken")
-    assert not result.accepted and "own tests fail" in result.reason and "broken" in result.test_output
+    assert not result.accepted and "own_tests: 1 of 3 tests fail" in result.reason and "broken" in result.test_output
 
 
 def test_contract_test_changes_are_rejected_before_testing(backend, parent: Path, tmp_path: Path) -> None:
     result = attempt(backend, parent, tmp_path, "EDIT_PROMPT and TOUCH_CONTRACT", "contract")
-    assert not result.accepted and "contract tests" in result.reason and result.test_output == ""
+    assert not result.accepted and result.test_output == ""
+    assert "protected: agent/tests/test_contract_cli.py modified" in result.reason
 
 
 def test_contract_tests_hidden_from_discovery_still_run(backend, parent: Path, tmp_path: Path) -> None:
@@ -106,6 +109,7 @@ def test_contract_tests_hidden_from_discovery_still_run(backend, parent: Path, t
     )
     result = attempt(backend, parent, tmp_path, "EDIT_PROMPT", "hidden")
     assert not result.accepted and "contract broken" in result.test_output
+    assert result.verdict.check("own_tests").verdict == "fail"
 
 
 def test_crashing_agent_is_a_failed_expansion(backend, parent: Path, tmp_path: Path) -> None:

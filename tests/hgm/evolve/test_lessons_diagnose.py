@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from hgm.evolve.acceptance import diff_problem, touched_paths, touches_contract_tests
+from hgm.evolve.acceptance import diff_problem
 from hgm.evolve.context import clip, grading_report, render_trajectory, source_excerpt
 from hgm.evolve.diagnose import (
     DiagnosisContext,
@@ -176,24 +176,11 @@ index 1..2 100644
 +y
 """
 
-CONTRACT = """diff --git a/agent/tests/test_contract_cli.py b/agent/tests/test_contract_cli.py
-deleted file mode 100644
---- a/agent/tests/test_contract_cli.py
-+++ /dev/null
-@@ -1 +0,0 @@
--x
-"""
-
-
 def test_acceptance_rules() -> None:
-    assert touched_paths(DIFF) == {"agent/prompts.py"}
+    """Only the shape of the diff is judged here; everything else is the gate's (test_gate.py)."""
     assert diff_problem(DIFF) is None
     assert "empty" in diff_problem("  \n")
     assert "not a git diff" in diff_problem("hello")
-    assert touches_contract_tests(DIFF + CONTRACT) == ["agent/tests/test_contract_cli.py"]
-    assert "contract tests" in diff_problem(DIFF + CONTRACT)
-    renamed = "diff --git a/agent/tests/test_contract.py b/agent/x.py\nrename from agent/tests/test_contract.py\nrename to agent/x.py\n"
-    assert "contract" in diff_problem(renamed)
 
 
 # ---------------------------------------------------------------- context
