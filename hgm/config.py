@@ -72,8 +72,8 @@ class PolicyConfig(_Frozen):
     expand_positive_only: bool = Field(
         False, description="HGM reference rule: expand only nodes with a positive mean"
     )
-    dgm_first_batch: int = Field(10, ge=1, description="DGM: tasks every new child is measured on")
-    dgm_full_batch: int = Field(30, ge=1, description="DGM: tasks a child passing the threshold gets")
+    dgm_first_batch: int = Field(3, ge=1, description="DGM: tasks every new child is measured on")
+    dgm_full_batch: int = Field(10, ge=1, description="DGM: tasks a child passing the threshold gets")
     dgm_threshold: float | None = Field(None, ge=0, le=1, description="DGM: score needed for the full batch")
     final_rule: Literal["lineage", "best-belief", "raw-mean"] = Field(
         "lineage",
