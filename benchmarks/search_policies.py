@@ -154,12 +154,13 @@ def _markdown(figures: dict[str, Any], landscapes: list[str], seeds: int, seed_s
     for name, budget in itertools.product(landscapes, BUDGETS):
         row = figures["policies"][f"{name}@{budget}"]
         lines.append(f"| {name} | {budget} | " + " | ".join(_pm(row[p]["shipped"]) for p in POLICIES) + " |")
-    lines += ["", "## Best in tree / regret (best in tree minus shipped)", "",
+    lines += ["", "## Best in tree / regret (best in tree minus shipped) / nodes grown", "",
               "| landscape | budget | " + " | ".join(POLICIES) + " |", "| --- | ---: |" + " ---: |" * len(POLICIES)]
     for name, budget in itertools.product(landscapes, BUDGETS):
         row = figures["policies"][f"{name}@{budget}"]
         lines.append(f"| {name} | {budget} | " + " | ".join(
-            f"{row[p]['best_in_tree']['mean']:.3f} / {row[p]['regret']['mean']:.3f}" for p in POLICIES) + " |")
+            f"{row[p]['best_in_tree']['mean']:.3f} / {row[p]['regret']['mean']:.3f} / {row[p]['nodes']:.0f}"
+            for p in POLICIES) + " |")
     lines += ["", "## Paired differences in shipped skill (same seeds, same worlds)", "",
               "| landscape | budget | " + " | ".join(pairs) + " |", "| --- | ---: |" + " ---: |" * len(pairs)]
     for name, budget in itertools.product(landscapes, BUDGETS):

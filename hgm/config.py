@@ -87,7 +87,9 @@ class PolicyConfig(_Frozen):
         "counted as children (count) or not at all (ignore)",
     )
     confirm: bool = Field(
-        False, description="reserve budget to re-evaluate the top candidates on held-out tasks before shipping"
+        False,
+        description="reserve budget to re-evaluate the top candidates on held-out tasks before shipping "
+        "(off by default: at equal budget it shipped no better agents in `hgm simulate`; see docs/search.md)",
     )
     confirm_share: float = Field(0.1, gt=0, lt=1, description="confirmation: share of the evaluation budget")
     confirm_top_k: int = Field(3, ge=1, description="confirmation: candidates re-evaluated (best by final_rule)")

@@ -26,7 +26,7 @@ def simulate(
     seeds: Annotated[int, typer.Option(help="Runs per policy (seeds seed-start .. seed-start+seeds-1; every policy on the same worlds)")] = 20,
     seed_start: Annotated[int, typer.Option(help="First seed")] = 0,
     workers: Annotated[int, typer.Option(help="Simulated concurrent workers (virtual time)")] = 1,
-    config_file: Annotated[Path | None, typer.Option("--config", help="run.toml: its [policy] settings, exactly as `hgm run` reads them")] = None,
+    config_file: Annotated[Path | None, typer.Option("--config", help="run.toml: its \\[policy] settings, exactly as `hgm run` reads them")] = None,
     alpha: Annotated[float | None, typer.Option(help="Expansion exponent (hgm, greedy, uniform)")] = None,
     beta: Annotated[float | None, typer.Option(help="Cool-down exponent (hgm, with --cooldown)")] = None,
     cooldown: Annotated[bool | None, typer.Option("--cooldown/--no-cooldown", help="HGM cool-down")] = None,
@@ -44,9 +44,7 @@ def simulate(
 ) -> None:
     """Run policies on a simulated landscape; report the shipped agent's true skill, best in tree, regret.
 
-    Policies get the settings `hgm run` would use (defaults, --config, then flags), with
-    the simulation's seed as the run's seed; every policy runs on the same seeds, so the
-    differences are paired.
+    Policies get the settings `hgm run` would use (defaults, --config, flags); every policy runs on the same seeds (paired).
     """
     names = list(dict.fromkeys(policy or POLICIES))
     bad = [n for n in names if n not in POLICIES]

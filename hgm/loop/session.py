@@ -7,7 +7,9 @@
    spending ledger preloaded with what earlier sessions spent);
 2. rebuild the search state from the archive (every measured evaluation, every node,
    every failed expansion) so nothing finished is redone and no (node, task) pair is
-   evaluated twice; work that was in flight when a session died is simply free again;
+   evaluated twice; work that was in flight when a session died is simply free again.
+   The first session decides the confirmation on held-out tasks (`policy.confirm`) and
+   logs it; later sessions reuse it;
 3. run the executor with N workers until a budget is spent, the search is exhausted
    or the user interrupts; then record how the session ended.
 """

@@ -223,18 +223,17 @@ class HoldoutPhase:
         return {task: value for task, value in state.own_measures(node) if task in self.holdout}
 
     def _progress(self, state: SearchState) -> tuple[list[int], int | None]:
+        """`next_needs` on the live state (held-out results read for the few nodes that matter)."""
         cands = self.candidates(state)
         root = state.node_ids[0]
-        winner_parent = {}
-        relevant = list(dict.fromkeys([*cands, root]))
-        holdout = {node: self.results(state, node) for node in relevant}
-        if cands and all(len(holdout[n]) == len(self.plan.holdout) for n in relevant):
+        holdout = {node: self.results(state, node) for node in dict.fromkeys([*cands, root])}
+        parent_of: dict[int, int | None] = {}
+        if cands and all(len(results) == len(self.plan.holdout) for results in holdout.values()):
             best = winner(cands, holdout)
-            winner_parent = {best: state.parent_of(best)}
-            parent = winner_parent[best]
+            parent_of[best] = parent = state.parent_of(best)
             if parent is not None and parent not in holdout:
                 holdout[parent] = self.results(state, parent)
-        return next_needs(self.plan, cands, root, winner_parent, holdout)
+        return next_needs(self.plan, cands, root, parent_of, holdout)
 
     def next_action(self, state: SearchState) -> Evaluate | None:
         """An unseen held-out pair to evaluate now, or None (nothing can start now)."""

@@ -229,3 +229,18 @@ def test_cli_accepts_a_landscape_file(tmp_path) -> None:  # noqa: ANN001
     data = json.loads(out.stdout)
     assert data["landscape"] == "flat"
     assert data["policies"]["uniform"]["best_in_tree"]["mean"] == pytest.approx(0.5)  # every version is the seed's copy
+
+
+@pytest.mark.parametrize("workers", [1, 8])
+def test_simulated_runs_confirm_on_held_out_tasks_when_asked(workers: int) -> None:
+    from hgm.config import PolicyConfig
+
+    ls = load_landscape("lineage-drift")
+    plain = simulate_run(ls, "hgm", budget=400, seed=5, workers=workers)
+    assert not plain.confirmed and plain.shipped == plain.final("lineage") and plain.evals_used == 400
+    confirmed = simulate_run(ls, "hgm", budget=400, seed=5, workers=workers, settings=PolicyConfig(confirm=True))
+    # 8 held-out tasks x (3 candidates + root + parent) reserved; a root or parent among the candidates saves some
+    assert confirmed.confirmed and 400 - 2 * 8 <= confirmed.evals_used <= 400
+    assert 0.0 <= confirmed.shipped <= confirmed.best_skill[-1]
+    small = simulate_run(ls, "hgm", budget=150, seed=5, workers=workers, settings=PolicyConfig(confirm=True))
+    assert not small.confirmed and small.evals_used == 150  # too small a budget for 5 held-out tasks
