@@ -7,7 +7,7 @@ scheduler's expansion budget, so that only the choice of the node differs:
   Beta(1 + s, 1 + f), both to pick the node to expand (among evaluated nodes) and the
   node to evaluate (among nodes with unseen tasks). No clade pooling: that is what HGM
   adds. `greedy_rule="mean"` is the older deterministic variant (expand the best own
-  mean, evaluate the best posterior mean), a much weaker baseline kept for comparison.
+  mean, evaluate the best posterior mean), a weaker baseline kept for comparison.
 - uniform: expand a uniformly random evaluated node; evaluate a uniformly random node
   that still has unseen tasks, on a uniformly random unseen task.
 """
