@@ -60,18 +60,20 @@ class BudgetConfig(_Frozen):
 
 
 class PolicyConfig(_Frozen):
-    """Which search policy picks the next evaluation or expansion, and its parameters.
+    """Which search policy picks the next evaluation or expansion, its parameters, and the final pick.
 
-    `options` passes any further option of the chosen policy through unchanged (see
+    The one source of policy defaults for `hgm run` and `hgm simulate`: both build their
+    policies with `options_for(name, seed)` and their confirmation step from the same
+    fields. `options` passes any further option of a policy through unchanged (see
     `hgm.policies.registry.policy_options`); it wins over the named fields.
     """
 
     name: PolicyName = "hgm"
-    alpha: float = Field(0.6, gt=0, description="HGM: expand when n_evals**alpha >= n_nodes")
+    alpha: float = Field(0.6, gt=0, description="hgm/greedy/uniform: expand when n_evals**alpha >= children")
     beta: float = Field(1.0, ge=0, description="HGM: cool-down exponent")
     cooldown: bool = False
     eval_random_level: float = Field(1.0, ge=0, le=1)
-    n_pseudo_descendant_evals: float = Field(10_000, gt=0)
+    n_pseudo_descendant_evals: float = Field(10_000, gt=0, description="HGM: cap on a node's own measures in its clade")
     expand_positive_only: bool = Field(
         False, description="HGM reference rule: expand only nodes with a positive mean"
     )
@@ -84,19 +86,38 @@ class PolicyConfig(_Frozen):
         "best-belief (low Beta quantile, as in the HGM paper) or raw-mean",
     )
     final_quantile: float = Field(0.05, gt=0, lt=1, description="best-belief rule: lower quantile")
-    count_failed_expansions: bool = Field(
-        True, description="hgm/greedy/uniform: failed expansions count as attempts in the expand rule"
+    failed_expansions: Literal["allowance", "count", "ignore"] = Field(
+        "allowance",
+        description="hgm/greedy/uniform: failed expansions within an allowance of n_evals**alpha (allowance), "
+        "counted as children (count) or not at all (ignore)",
     )
+    confirm: bool = Field(
+        False,
+        description="reserve budget to re-evaluate the top candidates on held-out tasks before shipping "
+        "(off by default: at equal budget it shipped no better agents in `hgm simulate`; see docs/search.md)",
+    )
+    confirm_share: float = Field(0.1, gt=0, lt=1, description="confirmation: share of the evaluation budget")
+    confirm_top_k: int = Field(3, ge=1, description="confirmation: candidates re-evaluated (best by final_rule)")
+    confirm_min_tasks: int = Field(5, ge=1, description="confirmation: fewest held-out tasks worth a confirmation")
     options: dict[str, Any] = Field(default_factory=dict)
 
-    def policy_options(self, seed: int) -> dict[str, Any]:
-        """The options handed to `hgm.policies.make_policy(self.name, ...)`."""
-        common = {"eval_random_level": self.eval_random_level, "task_order_seed": seed,
-                  "count_failed_expansions": self.count_failed_expansions}
+    @model_validator(mode="before")
+    @classmethod
+    def _older_names(cls, data: Any) -> Any:
+        """Configs frozen by earlier versions said `count_failed_expansions = true/false`."""
+        if isinstance(data, Mapping) and "count_failed_expansions" in data:
+            data = dict(data)
+            counted = data.pop("count_failed_expansions")
+            data.setdefault("failed_expansions", "count" if counted else "ignore")
+        return data
+
+    def options_for(self, name: str, seed: int) -> dict[str, Any]:
+        """The options handed to `hgm.policies.make_policy(name, ...)` in a run (or simulation) with `seed`."""
+        common = {"alpha": self.alpha, "eval_random_level": self.eval_random_level, "task_order_seed": seed,
+                  "failed_expansions": self.failed_expansions}
         by_name: dict[str, dict[str, Any]] = {
             "hgm": {
                 **common,
-                "alpha": self.alpha,
                 "beta": self.beta,
                 "cooldown": self.cooldown,
                 "n_pseudo_descendant_evals": self.n_pseudo_descendant_evals,
@@ -108,10 +129,16 @@ class PolicyConfig(_Frozen):
                 "threshold": self.dgm_threshold,
                 "task_order_seed": seed,
             },
-            "greedy": {**common, "alpha": self.alpha},
-            "uniform": {**common, "alpha": self.alpha},
+            "greedy": common,
+            "uniform": common,
         }
-        return {**by_name[self.name], **self.options}
+        if name not in by_name:
+            raise ValueError(f"unknown policy {name!r}")
+        return {**by_name[name], **self.options}
+
+    def policy_options(self, seed: int) -> dict[str, Any]:
+        """The options of this config's own policy (`name`)."""
+        return self.options_for(self.name, seed)
 
 
 AgentProfile = Literal["auto", "local", "provider"]

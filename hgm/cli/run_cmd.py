@@ -43,9 +43,33 @@ def _best_text(best: dict[str, Any] | None) -> str:
     if not best:
         return "no node evaluated yet"
     lo, hi = best["interval95"]
-    return (f"node {best['node']}: {best['successes']}/{best['evals']} resolved "
-            f"(mean {best['mean']:.2f}, 95% interval [{lo:.2f}, {hi:.2f}]; "
-            f"chosen by the {best['rule']} rule, score {best['score']:.3f})")
+    text = (f"node {best['node']}: {best['successes']}/{best['evals']} resolved "
+            f"(mean {best['mean']:.2f}, 95% interval [{lo:.2f}, {hi:.2f}]; ")
+    if best.get("chosen_by") == "confirmation":
+        return text + confirmation_text(best["confirmation"]) + ")"
+    text += f"chosen by the {best['rule']} rule, score {best['score']:.3f})"
+    status = best.get("confirmation")
+    if status is not None:
+        text += "; " + confirmation_text(status)
+    return text
+
+
+def confirmation_text(status: dict[str, Any]) -> str:
+    """One line on a run's confirmation on held-out tasks (see `hgm.search.confirm`)."""
+    h = len(status["holdout_tasks"])
+    if status["status"] == "waiting":
+        return f"confirmation on {h} held-out tasks: waits for the search to end"
+    cands = ", ".join(f"node {c['node']} {c['holdout_resolved']}/{c['holdout_evals']}" for c in status["candidates"])
+    if status["status"] != "done":
+        return f"confirmation on {h} held-out tasks running: {cands}"
+    parts = [f"chosen by confirmation on {h} held-out tasks among the top {len(status['candidates'])} "
+             f"by the {status['rule']} rule ({cands})"]
+    for label, key in (("parent", "vs_parent"), ("root", "vs_root")):
+        test = status.get(key)
+        if test is not None:
+            parts.append(f"vs {label} node {test['node']} ({test['holdout_resolved']}/{h}): "
+                         f"{test['wins']} tasks won, {test['losses']} lost, exact McNemar p = {test['p_value']:.3f}")
+    return "; ".join(parts)
 
 
 def _exit_code(reason: str) -> int:
@@ -226,7 +250,7 @@ def register(app: typer.Typer) -> None:
         run: str = typer.Argument(..., help="Run directory (or its name under ./runs)."),
         json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
-        """The node this run ships: the run's final-choice rule (default: lineage-aware estimate) on its tree."""
+        """The node this run ships: its confirmation's pick on held-out tasks once done, else its final-choice rule's."""
         from hgm.cli.runs_cmd import open_run
         from hgm.search.report import best_node
 

@@ -137,6 +137,10 @@ def _show_node(run: str, node_id: int, json_out: bool) -> None:
             style = {"fail": "red", "warn": "yellow", "pass": "green"}.get(check["verdict"], "dim")
             table.add_row(check["name"], f"[{style}]{check['verdict']}[/{style}]", check["reason"][:300])
         console.print(table)
+def _chosen_by(best: dict[str, Any] | None) -> str:
+    if not best:
+        return "-"
+    return "confirmed on held-out tasks" if best.get("chosen_by") == "confirmation" else f"{best['rule']} rule"
 
 
 def register(app: typer.Typer) -> None:
@@ -194,7 +198,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Show a run's tree: node, parent, evaluations, mean with 95% interval, status, guard flags."""
-        from hgm.search.report import best_summary, iso_time, node_rows, run_settings, trusted_subtree
+        from hgm.search.report import best_summary, confirmation_status, iso_time, node_rows, run_settings, trusted_subtree
 
         if node is not None:
             _show_node(run, node, json_out)
@@ -203,8 +207,9 @@ def register(app: typer.Typer) -> None:
             info = handle.info()
             tree = handle.tree()
             config = handle.config
+            confirmation = confirmation_status(handle, tree)
         rows = node_rows(tree, config)
-        best = best_summary(tree, config)
+        best = best_summary(tree, config, confirmation)
         failed = [
             {"id": f.id, "parent": f.parent_id, "status": f.status, "reason": f.reason} for f in tree.failed_expansions
         ]
@@ -221,6 +226,7 @@ def register(app: typer.Typer) -> None:
                     },
                     "settings": run_settings(config),
                     "best": best,
+                    "confirmation": confirmation,
                     "nodes": rows,
                     "failed_expansions": failed,
                 }
@@ -236,7 +242,8 @@ def register(app: typer.Typer) -> None:
             shown = [r for r in rows if r["id"] in keep]
         table = Table(
             title=f"{Path(info.path).name}: {info.status}, {info.nodes} nodes, {info.evaluations} evaluations",
-            caption=f"mean = own resolved rate [95% Wilson interval]; * = the node this run ships ({best['rule'] if best else '-'} rule)",
+            caption="mean = own resolved rate [95% Wilson interval]; * = the node this run ships "
+            f"({_chosen_by(best)})",
         )
         for col, justify in (
             ("node", "left"), ("parent", "right"), ("evals", "right"), ("mean [95%]", "left"),
@@ -266,6 +273,10 @@ def register(app: typer.Typer) -> None:
                 f"showing {len(shown)} of {len(rows)} nodes: the most trusted and their ancestors "
                 "(--max-rows N for more, --json for all)"
             )
+        if confirmation is not None:
+            from hgm.cli.run_cmd import confirmation_text
+
+            console.print(confirmation_text(confirmation))
         if failed:
             ftable = Table(title=f"{len(failed)} expansion(s) without a child")
             for col in ("attempt", "parent", "status", "reason"):
@@ -285,7 +296,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Export an agent version as a runnable directory, a patch against the seed, or a git bundle."""
         from archive import EXPORT_FORMATS
-        from hgm.search.report import best_summary
+        from hgm.search.report import best_summary, confirmation_status
 
         if fmt not in EXPORT_FORMATS:
             fail(f"unknown --format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
@@ -295,7 +306,8 @@ def register(app: typer.Typer) -> None:
             fail(f"{to} already exists; choose a new path or remove it")
         with open_run(run) as handle:
             if best:
-                summary = best_summary(handle.tree(), handle.config)
+                tree = handle.tree()
+                summary = best_summary(tree, handle.config, confirmation_status(handle, tree))
                 if summary is None:
                     fail("no node of this run has been evaluated yet; pass --node N instead of --best")
                 node = summary["node"]

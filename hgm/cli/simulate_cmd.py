@@ -23,29 +23,34 @@ def simulate(
     ] = None,
     landscape: Annotated[str, typer.Option(help="Shipped landscape name or a .toml file")] = "default",
     budget_evals: Annotated[int, typer.Option(help="Task evaluations per run")] = 150,
-    seeds: Annotated[int, typer.Option(help="Runs per policy (seeds seed-start .. seed-start+seeds-1)")] = 20,
+    seeds: Annotated[int, typer.Option(help="Runs per policy (seeds seed-start .. seed-start+seeds-1; every policy on the same worlds)")] = 20,
     seed_start: Annotated[int, typer.Option(help="First seed")] = 0,
     workers: Annotated[int, typer.Option(help="Simulated concurrent workers (virtual time)")] = 1,
+    config_file: Annotated[Path | None, typer.Option("--config", help="run.toml: its \\[policy] settings, exactly as `hgm run` reads them")] = None,
     alpha: Annotated[float | None, typer.Option(help="Expansion exponent (hgm, greedy, uniform)")] = None,
     beta: Annotated[float | None, typer.Option(help="Cool-down exponent (hgm, with --cooldown)")] = None,
     cooldown: Annotated[bool | None, typer.Option("--cooldown/--no-cooldown", help="HGM cool-down")] = None,
     pseudo_evals: Annotated[float | None, typer.Option(help="HGM cap on a node's own measures in its clade")] = None,
     eval_random_level: Annotated[float | None, typer.Option(help="Probability of a random unseen task")] = None,
-    confirm_fraction: Annotated[float | None, typer.Option(help="HGM: budget share kept to re-measure top candidates")] = None,
+    failed_expansions: Annotated[str | None, typer.Option(help="allowance|count|ignore: the brake on failed expansions")] = None,
+    confirm: Annotated[bool | None, typer.Option("--confirm/--no-confirm", help="Confirm the final pick on held-out tasks")] = None,
     set_options: Annotated[
-        list[str] | None, typer.Option("--set", help="Any policy option as KEY=VALUE, e.g. greedy_eval=thompson, confirm_top_k=5")
+        list[str] | None, typer.Option("--set", help="Any policy setting as KEY=VALUE, e.g. greedy_rule=mean, confirm_share=0.2")
     ] = None,
-    selection_rule: Annotated[str, typer.Option("--selection", help="Final choice: raw-mean|best-belief|lineage")] = "lineage",
+    selection_rule: Annotated[str | None, typer.Option("--selection", help="Final choice: raw-mean|best-belief|lineage")] = None,
     jobs: Annotated[int, typer.Option(help="Processes to run seeds in parallel")] = 1,
     json_out: Annotated[bool, typer.Option("--json", help="Print results as JSON")] = False,
     plot: Annotated[Path | None, typer.Option(help="Write a PNG: chosen agent's skill vs evaluations")] = None,
 ) -> None:
-    """Run policies on a simulated landscape; report the chosen agent's true skill, best in tree, regret."""
+    """Run policies on a simulated landscape; report the shipped agent's true skill, best in tree, regret.
+
+    Policies get the settings `hgm run` would use (defaults, --config, flags); every policy runs on the same seeds (paired).
+    """
     names = list(dict.fromkeys(policy or POLICIES))
     bad = [n for n in names if n not in POLICIES]
     if bad:
         fail(f"unknown policy {bad[0]!r}; use one of {', '.join(POLICIES)}")
-    if selection_rule not in RULES:
+    if selection_rule is not None and selection_rule not in RULES:
         fail(f"unknown selection rule {selection_rule!r}; use one of {', '.join(RULES)}")
     for label, value, low in (("--budget-evals", budget_evals, 1), ("--seeds", seeds, 1), ("--workers", workers, 1), ("--jobs", jobs, 1)):
         if value < low:
@@ -54,49 +59,32 @@ def simulate(
         fail(f"--plot must name a .png file (got {plot})")
     if plot is not None and not plot.parent.exists():
         fail(f"folder {plot.parent} for --plot does not exist; create it first")
+    if config_file is not None and not config_file.is_file():
+        fail(f"config file {config_file} does not exist; pass an existing run.toml")
 
-    from hgm.policies.registry import make_policy
     from hgm.sim.landscape import LandscapeError, load_landscape
 
     try:
         world = load_landscape(landscape)
     except LandscapeError as exc:
         fail(str(exc))
-    options: dict[str, Any] = {
-        k: v
-        for k, v in {
-            "alpha": alpha,
-            "beta": beta,
-            "cooldown": cooldown,
-            "n_pseudo_descendant_evals": pseudo_evals,
-            "eval_random_level": eval_random_level,
-            "confirm_fraction": confirm_fraction,
-        }.items()
-        if v is not None
+    named = {
+        "alpha": alpha, "beta": beta, "cooldown": cooldown, "n_pseudo_descendant_evals": pseudo_evals,
+        "eval_random_level": eval_random_level, "failed_expansions": failed_expansions, "confirm": confirm,
+        "final_rule": selection_rule,
     }
-    for item in set_options or []:
-        key, value = _parse_setting(item)
-        options[key] = value
-    from hgm.policies.registry import policy_options
+    settings = _settings(config_file, named, [_parse_setting(item) for item in set_options or []], names)
 
-    known = {o for n in names for o in policy_options(n)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        fail(f"no selected policy has option {', '.join(unknown)}; options: {', '.join(sorted(known))}")
-    for name in names:
-        try:
-            make_policy(name, {**(world.policy_options or {}).get(name, {}), **options}, ignore_unknown=True)
-        except (ValueError, TypeError) as exc:
-            fail(f"bad option for policy {name}: {exc}")
-
-    results = _run(world, names, budget_evals, range(seed_start, seed_start + seeds), workers, options, jobs, json_out)
+    results = _run(world, names, budget_evals, range(seed_start, seed_start + seeds), workers, settings, jobs, json_out)
 
     from hgm.sim import report
 
-    summaries = {name: report.summarize(results[name], selection_rule) for name in names}
-    curves = {name: report.curve(results[name], selection_rule) for name in names}
+    rule = settings.final_rule
+    summaries = {name: report.summarize(results[name], rule) for name in names}
+    curves = {name: report.curve(results[name], rule) for name in names}
+    differences = {f"{names[0]} - {other}": report.paired_difference(results[names[0]], results[other]) for other in names[1:]}
     if plot is not None:
-        report.plot_curves(curves, str(plot), f"{world.name}: {seeds} seeds, {workers} worker(s), rule {selection_rule}")
+        report.plot_curves(curves, str(plot), f"{world.name}: {seeds} seeds, {workers} worker(s), rule {rule}")
     if json_out:
         print_json(
             {
@@ -104,16 +92,53 @@ def simulate(
                 "budget_evals": budget_evals,
                 "seeds": seeds,
                 "workers": workers,
-                "selection": selection_rule,
-                "options": options,
+                "selection": rule,
+                "settings": settings.model_dump(mode="json"),
+                "options": dict(settings.options),
                 "policies": {n: {**summaries[n], "curve": curves[n]} for n in names},
+                "paired_differences": differences,
                 "plot": str(plot) if plot else None,
             }
         )
         return
-    _print_tables(world.name, budget_evals, seeds, workers, selection_rule, summaries)
+    _print_tables(world.name, budget_evals, seeds, workers, rule, summaries, differences)
     if plot is not None:
         typer.echo(f"plot written to {plot}")
+
+
+def _settings(config_file: Path | None, named: dict[str, Any], extra: list[tuple[str, Any]], names: list[str]) -> Any:
+    """The run's policy settings: defaults, then the [policy] table of `config_file`, then the flags.
+
+    KEY=VALUE pairs set a named setting when `PolicyConfig` has one, else pass through to the
+    policies as options; each must be known to `PolicyConfig` or a selected policy.
+    """
+    from hgm.config import ConfigError, PolicyConfig, build_config
+    from hgm.policies.registry import make_policy, policy_options
+
+    fields = set(PolicyConfig.model_fields) - {"name", "options"}
+    known = {o for n in names for o in policy_options(n)}
+    policy: dict[str, Any] = {k: v for k, v in named.items() if v is not None}
+    options: dict[str, Any] = {}
+    for key, value in extra:
+        if key in fields:
+            policy[key] = value
+        elif key in known:
+            options[key] = value
+        else:
+            fail(f"no setting or selected policy option {key}; settings: {', '.join(sorted(fields))}; "
+                 f"options of {', '.join(names)}: {', '.join(sorted(known))}")
+    if options:
+        policy["options"] = options
+    try:
+        settings = build_config(config_file, {"policy": policy}).policy
+    except ConfigError as exc:
+        fail(str(exc))
+    for name in names:
+        try:
+            make_policy(name, settings.options_for(name, 0), ignore_unknown=True)
+        except (ValueError, TypeError) as exc:
+            fail(f"bad option for policy {name}: {exc}")
+    return settings
 
 
 def _parse_setting(item: str) -> tuple[str, Any]:
@@ -130,7 +155,7 @@ def _parse_setting(item: str) -> tuple[str, Any]:
         return key, raw.strip()
 
 
-def _run(world: Any, names: list[str], budget: int, seeds: range, workers: int, options: dict[str, Any], jobs: int, quiet: bool) -> Any:
+def _run(world: Any, names: list[str], budget: int, seeds: range, workers: int, settings: Any, jobs: int, quiet: bool) -> Any:
     from rich.progress import Progress
 
     from hgm.sim.report import run_many
@@ -144,7 +169,7 @@ def _run(world: Any, names: list[str], budget: int, seeds: range, workers: int, 
             budget=budget,
             seeds=list(seeds),
             workers=workers,
-            options=options,
+            settings=settings,
             jobs=jobs,
             on_done=lambda: progress.advance(task),
         )
@@ -155,18 +180,27 @@ def _fmt(stat: dict[str, Any], digits: int = 3) -> str:
     return f"{stat['mean']:.{digits}f} ± {half:.{digits}f}"
 
 
-def _print_tables(landscape: str, budget: int, seeds: int, workers: int, rule: str, summaries: dict[str, Any]) -> None:
+def _print_tables(landscape: str, budget: int, seeds: int, workers: int, rule: str, summaries: dict[str, Any],
+                  differences: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
     table = Table(title=f"{landscape}: {budget} evaluations, {seeds} seeds, {workers} worker(s); final choice {rule}; mean ± 95% CI")
-    for col in ("policy", "chosen skill", "best in tree", "regret", "nodes", "wall time"):
+    for col in ("policy", "shipped skill", "best in tree", "regret", "nodes", "confirmed", "wall time"):
         table.add_column(col, justify="left" if col == "policy" else "right")
     for name, s in summaries.items():
-        table.add_row(name, _fmt(s["chosen"]), _fmt(s["best_in_tree"]), _fmt(s["regret"]), _fmt(s["nodes"], 1), _fmt(s["wall_time"], 1))
+        table.add_row(name, _fmt(s["chosen"]), _fmt(s["best_in_tree"]), _fmt(s["regret"]), _fmt(s["nodes"], 1),
+                      f"{s['confirmed']:.0%}", _fmt(s["wall_time"], 1))
     console.print(table)
-    rules = Table(title="final-choice rules: shipped skill / regret")
+    if differences:
+        paired = Table(title="paired differences in shipped skill (same seeds, same worlds), mean ± 95% CI")
+        paired.add_column("comparison")
+        paired.add_column("difference", justify="right")
+        for label, stat in differences.items():
+            paired.add_row(label, _fmt(stat))
+        console.print(paired)
+    rules = Table(title="final-choice rules on the final state: shipped skill / regret")
     rules.add_column("policy")
     for r in RULES:
         rules.add_column(r, justify="right")

@@ -26,10 +26,17 @@ Guarantees (all methods are thread-safe, serialised by one lock):
 
 Optionally the first node (the seed) is measured on `seed_evals` tasks (the first ones of
 the fixed task order) before the policy is consulted; these count against the budget.
+
+With a confirmation plan (`hgm.search.confirm`), the held-out tasks (the last columns of
+the state's task order) are hidden from the policy, which sees the search's share of the
+budget only. When the search is over (that share is spent, or the policy has nothing more
+to start) and its evaluations have finished, the scheduler hands out the confirmation's
+held-out evaluations itself; the run ends when the confirmation is done.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 import time
@@ -37,9 +44,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hgm.search.state import SearchState, SearchView
 from hgm.policies.base import TaskPicker
 from hgm.search.actions import Evaluate, Expand, Policy, Wait
+from hgm.search.confirm import ConfirmPlan, HoldoutPhase
+from hgm.search.state import SearchState, SearchView
 
 
 class SchedulerError(RuntimeError):
@@ -48,11 +56,13 @@ class SchedulerError(RuntimeError):
 
 @dataclass(frozen=True)
 class Job:
-    """One unit of dispatched work. `seed` marks a pre-search evaluation of the seed."""
+    """One unit of dispatched work. `seed` marks a pre-search evaluation of the seed,
+    `holdout` an evaluation of the confirmation on a held-out task."""
 
     id: int
     action: Evaluate | Expand
     seed: bool = False
+    holdout: bool = False
 
     @property
     def is_eval(self) -> bool:
@@ -72,6 +82,7 @@ class Scheduler:
         rng: np.random.Generator | int | None = None,
         seed_evals: int = 0,
         task_order_seed: int = 0,
+        confirmation: ConfirmPlan | None = None,
     ) -> None:
         if budget_evals < 0:
             raise ValueError("budget_evals must be >= 0")
@@ -95,6 +106,12 @@ class Scheduler:
         self._stopped = False
         self._exhausted = False  # the policy had nothing to start and nothing was in flight
         self._seeded = self.seed_evals == 0
+        self.confirmation = HoldoutPhase(confirmation) if confirmation is not None else None
+        self._n_search_tasks = len(state.task_ids)
+        self._confirming = False  # the search is over; held-out evaluations are being handed out
+        self._confirmed = False
+        if confirmation is not None:
+            self._setup_confirmation(confirmation)
 
     # ------------------------------------------------------------------ queries
     @property
@@ -103,8 +120,14 @@ class Scheduler:
 
     @property
     def budget_left(self) -> int:
+        """Evaluations the run may still start (0 once a confirmation is done: its unused reserve is not spent)."""
         with self._lock:
-            return max(0, self.budget_evals - self.state.evals_used)
+            return 0 if self._confirmed else max(0, self.budget_evals - self.state.evals_used)
+
+    @property
+    def confirming(self) -> bool:
+        """True once the search is over and the confirmation's held-out evaluations have begun."""
+        return self._confirming
 
     @property
     def stopped(self) -> bool:
@@ -125,19 +148,34 @@ class Scheduler:
         with self._lock:
             return not self._in_flight and (self._stopped or self._exhausted or self.budget_left == 0)
 
+    def policy_view(self) -> SearchView:
+        """What the policy sees: the live view, without held-out tasks and with the search's budget."""
+        view = self.state.view()
+        if self.confirmation is None:
+            return view
+        n = self._n_search_tasks
+        return dataclasses.replace(view, seen=view.seen[:, :n], task_ids=view.task_ids[:n],
+                                   budget_evals=self.confirmation.plan.search_budget)
+
     # ------------------------------------------------------------------ dispatch
     def dispatch(self) -> Job | Wait | None:
         """The next job, `Wait()` if nothing can start now, or None when the search is over."""
         with self._lock:
             if self._stopped or self.state.evals_used >= self.budget_evals:
                 return None
+            if self._confirming:
+                return self._confirmation_job()
+            if self.confirmation is not None and self.state.evals_used >= self.confirmation.plan.search_budget:
+                return self._end_search()
             action = self._seed_action()
             seed = action is not None
             if action is None:
-                action = self.policy.next_action(self.state.view(), self.rng)
+                action = self.policy.next_action(self.policy_view(), self.rng)
             if isinstance(action, Wait):
                 if self._in_flight:
                     return Wait()
+                if self.confirmation is not None:
+                    return self._end_search()
                 self._exhausted = True
                 return None
             self._check(action)
@@ -166,12 +204,44 @@ class Scheduler:
                     return job
                 self._changed.wait(remaining)
 
+    def _setup_confirmation(self, plan: ConfirmPlan) -> None:
+        n = len(self.state.task_ids) - len(plan.holdout)
+        if n < 1 or self.state.task_ids[n:] != plan.holdout:
+            raise ValueError("a confirming search state must list its held-out tasks last, in the plan's order "
+                             "(see hgm.search.confirm.search_first)")
+        if plan.search_budget > self.budget_evals:
+            raise ValueError("the confirmation's search budget exceeds the evaluation budget")
+        self._n_search_tasks = n
+        # a held-out task already measured (a resumed run): the search ended in an earlier session
+        self._confirming = bool(self.state.view().seen[:, n:].any())
+
+    def _end_search(self) -> Job | Wait | None:
+        """The search is over: start the confirmation once the search's evaluations have finished."""
+        if self.state.evals_in_flight:
+            return Wait()
+        self._confirming = True
+        return self._confirmation_job()
+
+    def _confirmation_job(self) -> Job | Wait | None:
+        assert self.confirmation is not None
+        action = self.confirmation.next_action(self.state)
+        if action is None:
+            if self._in_flight:
+                return Wait()
+            self._confirmed = self.confirmation.done(self.state)
+            self._exhausted = True
+            return None
+        self.state.begin_eval(action.node_id, action.task_id)
+        job = Job(next(self._ids), action, holdout=True)
+        self._in_flight[job.id] = job
+        return job
+
     def _seed_action(self) -> Evaluate | Wait | None:
         if self._seeded:
             return None
         root = self.state.node_ids[0]
-        view = self.state.view()
-        if view.n_seen[0] < self.seed_evals:
+        view = self.policy_view()
+        if view.n_seen[0] < min(self.seed_evals, view.n_tasks):
             return Evaluate(root, self._seed_tasks.next_in_order(view, 0))
         if view.pending_evals[0] > 0 and view.own_evals[0] < self.seed_evals:
             return Wait()
@@ -184,6 +254,8 @@ class Scheduler:
                 raise SchedulerError(f"policy asked to evaluate unknown node {action.node_id}")
             if self.state.is_seen(action.node_id, action.task_id):
                 raise SchedulerError(f"policy asked for ({action.node_id}, {action.task_id!r}) twice")
+            if self.state.task_position(action.task_id) >= self._n_search_tasks:
+                raise SchedulerError(f"policy asked for held-out task {action.task_id!r}")
         elif isinstance(action, Expand):
             if not self.state.has_node(action.node_id):
                 raise SchedulerError(f"policy asked to expand unknown node {action.node_id}")

@@ -7,7 +7,9 @@
    spending ledger preloaded with what earlier sessions spent);
 2. rebuild the search state from the archive (every measured evaluation, every node,
    every failed expansion) so nothing finished is redone and no (node, task) pair is
-   evaluated twice; work that was in flight when a session died is simply free again;
+   evaluated twice; work that was in flight when a session died is simply free again.
+   The first session decides the confirmation on held-out tasks (`policy.confirm`) and
+   logs it; later sessions reuse it;
 3. run the executor with N workers until a budget is spent, the search is exhausted
    or the user interrupts; then record how the session ended.
 """
@@ -44,6 +46,7 @@ from hgm.gateway.redact import Redactor
 from hgm.loop.executor import Executor, ExecutorLimits, JobHandler, Progress, RunOutcome
 from hgm.loop.job_handler import SandboxJobHandler
 from hgm.loop.scheduler import Scheduler
+from hgm.search.confirm import PLAN_EVENT, ConfirmPlan, plan_for, search_first
 from hgm.search.report import earlier_elapsed, run_summary, spent_so_far
 from hgm.search.state import SearchState
 
@@ -137,7 +140,33 @@ def build_state(tree: Tree, task_ids: list[str], failed: list[dict[str, Any]], e
     return state
 
 
-def make_scheduler(config: RunConfig, state: SearchState, session_index: int) -> Scheduler:
+def confirmation_plan(run: Run, config: RunConfig, task_ids: list[str], first_session: bool) -> ConfirmPlan | None:
+    """The run's confirmation on held-out tasks: decided (and logged) by its first session only.
+
+    Later sessions reuse the logged plan, so the held-out tasks stay unseen by the search;
+    a run whose first session logged none (or an older run) never confirms.
+    """
+    logged = run.events(PLAN_EVENT)
+    if logged:
+        plan = logged[0]["payload"].get("plan")
+        if plan is None:
+            return None
+        plan = ConfirmPlan.from_json(plan)
+        missing = sorted(set(plan.holdout) - set(task_ids))
+        if missing:
+            raise RunSetupError(f"held-out task {missing[0]} of this run is no longer in suite {config.suite!r}; "
+                                "restore the suite to resume")
+        return plan
+    if not first_session:
+        return None
+    plan = plan_for(config.policy, task_ids, config.budget.evals, config.seed)
+    run.log_event(PLAN_EVENT, {"plan": plan.to_json() if plan else None})
+    return plan
+
+
+def make_scheduler(config: RunConfig, state: SearchState, session_index: int,
+                   confirmation: ConfirmPlan | None = None) -> Scheduler:
+    """The scheduler of one session: the configured policy (as `hgm simulate` builds it), budgets, confirmation."""
     from hgm.policies import make_policy
 
     try:
@@ -147,7 +176,7 @@ def make_scheduler(config: RunConfig, state: SearchState, session_index: int) ->
     rng = np.random.default_rng([config.seed, session_index])
     return Scheduler(state, policy, budget_evals=config.budget.evals,
                      budget_expansions=config.budget.max_expansions(), rng=rng,
-                     seed_evals=config.seed_evals, task_order_seed=config.seed)
+                     seed_evals=config.seed_evals, task_order_seed=config.seed, confirmation=confirmation)
 
 
 def create_run(config: RunConfig, run_dir: Path) -> Run:
@@ -219,11 +248,12 @@ def run_session(
     keyword arguments of `SandboxJobHandler`.
     """
     suite, tasks, notes = load_tasks(config)
-    state = build_state(run.tree(), list(tasks), run.expansions(), run.evaluations())
     previous_sessions = len(run.events("session_start"))
+    plan = confirmation_plan(run, config, list(tasks), first_session=previous_sessions == 0)
+    state = build_state(run.tree(), list(search_first(list(tasks), plan)), run.expansions(), run.evaluations())
     elapsed_before = earlier_elapsed(run)
     preload = spent_so_far(run)
-    scheduler = make_scheduler(config, state, previous_sessions)
+    scheduler = make_scheduler(config, state, previous_sessions, plan)
     session = uuid.uuid4().hex[:8]
     costs = CostBook(lambda record: store_call(run, record), preload)
     wall_left = None

@@ -6,9 +6,11 @@ The interface itself (`Policy`, `Evaluate`, `Expand`, `Wait`) lives in `hgm.sear
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from hgm.search.actions import Action, Evaluate, Expand, Wait
 from hgm.search.state import SearchView
 
 
@@ -70,17 +72,79 @@ class TaskPicker:
         return view.task_ids[int(order[int(np.argmax(free))])]
 
 
-def expand_wanted(view: SearchView, alpha: float, count_failed: bool = True) -> bool:
-    """HGM's rule: expand when `n_evals ** alpha >= attempts` and `view.can_expand`.
+FAILED_EXPANSION_RULES = ("allowance", "count", "ignore")
+DEFAULT_FAILED_EXPANSIONS = "allowance"
 
-    `n_evals` counts evaluations finished and in flight, as the budget does; attempts =
-    nodes - 1 + expansions in flight + failed expansions. A failed expansion adds no node,
-    so without counting it a model whose expansions all fail would be asked to expand
-    forever and never spend the evaluation budget (`count_failed=False` leaves them out).
+
+def validate_failed_rule(rule: str) -> None:
+    if rule not in FAILED_EXPANSION_RULES:
+        raise ValueError(f"failed_expansions must be one of {', '.join(FAILED_EXPANSION_RULES)} (got {rule!r})")
+
+
+def expansion_allowed(view: SearchView, alpha: float, failed_rule: str = DEFAULT_FAILED_EXPANSIONS) -> bool:
+    """Whether one more expansion may start at all.
+
+    The scheduler's expansion budget must allow it (`view.can_expand`), and under the
+    `allowance` rule the failed expansions must not exceed `n_evals ** alpha`: a model whose
+    expansions all fail then tries about `n_evals ** alpha` times in all, so the run spends
+    its evaluation budget (or ends when nothing is left to evaluate) instead of expanding
+    without end, while occasional failures cost no growth.
     """
     if not view.can_expand:
         return False
+    if failed_rule == "allowance":
+        return view.expansions_failed <= float(view.evals_used) ** alpha
+    return True
+
+
+def expansion_due(view: SearchView, alpha: float, failed_rule: str = DEFAULT_FAILED_EXPANSIONS) -> bool:
+    """HGM's schedule: `n_evals ** alpha >= children + expansions in flight` (+ failed ones under `count`).
+
+    `n_evals` counts evaluations finished and in flight, as the budget does. Rules for failed
+    expansions (which add no node): `allowance` (default) leaves them out here and bounds
+    them in `expansion_allowed`; `count` counts them as children (a failure costs growth);
+    `ignore` leaves them out entirely (a model whose expansions all fail expands until the
+    expansion budget is spent).
+    """
     attempts = view.n_nodes - 1 + view.expansions_in_flight
-    if count_failed:
+    if failed_rule == "count":
         attempts += view.expansions_failed
     return float(view.evals_used) ** alpha >= attempts
+
+
+class ScheduledPolicy:
+    """HGM's expand-or-evaluate schedule around two choices subclasses make.
+
+    `config` needs `alpha`, `eval_random_level`, `task_order_seed` and `failed_expansions`
+    (and a `validate()`). Expand when allowed and due (or when nothing is left to
+    evaluate), else evaluate a node with unseen tasks, else wait.
+    """
+
+    name = "scheduled"
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.config.validate()
+        self.tasks = TaskPicker(self.config.eval_random_level, self.config.task_order_seed)
+
+    def expandable(self, view: SearchView) -> np.ndarray:
+        """Nodes that may be expanded: every evaluated node."""
+        return view.own_evals > 0
+
+    def choose_expansion(self, view: SearchView, rng: np.random.Generator, mask: np.ndarray) -> int:
+        raise NotImplementedError
+
+    def choose_evaluation(self, view: SearchView, rng: np.random.Generator, mask: np.ndarray) -> int:
+        raise NotImplementedError
+
+    def next_action(self, view: SearchView, rng: np.random.Generator) -> Action:
+        cfg = self.config
+        expandable = self.expandable(view)
+        evaluable = view.n_seen < view.n_tasks
+        allowed = bool(expandable.any()) and expansion_allowed(view, cfg.alpha, cfg.failed_expansions)
+        if allowed and (expansion_due(view, cfg.alpha, cfg.failed_expansions) or not evaluable.any()):
+            return Expand(int(view.node_ids[self.choose_expansion(view, rng, expandable)]))
+        if evaluable.any():
+            pos = self.choose_evaluation(view, rng, evaluable)
+            return Evaluate(int(view.node_ids[pos]), self.tasks.pick(view, pos, rng))
+        return Wait()

@@ -1,12 +1,13 @@
 """Baseline policies: greedy and uniform.
 
-Both use HGM's expand-or-evaluate schedule (`n_evals ** alpha >= expansion attempts`,
-failed ones included unless `count_failed_expansions=False`; see `expand_wanted`) and
-respect the scheduler's expansion budget, so that only the choice of the node differs:
-- greedy: expand the node with the best own mean (ties at random); evaluate the node
-  with the best posterior mean (1+s)/(2+n) among those with unseen tasks (pure
-  exploitation; unmeasured children start at 1/2). `greedy_eval="thompson"` evaluates
-  like HGM instead (Thompson sampling on own measures), isolating the expansion rule.
+Both use HGM's expand-or-evaluate schedule (`expansion_allowed` / `expansion_due` in
+`hgm.policies.base`, with the same rule for failed expansions) and respect the
+scheduler's expansion budget, so that only the choice of the node differs:
+- greedy, as in the HGM paper: Thompson sampling on the node's OWN measures,
+  Beta(1 + s, 1 + f), both to pick the node to expand (among evaluated nodes) and the
+  node to evaluate (among nodes with unseen tasks). No clade pooling: that is what HGM
+  adds. `greedy_rule="mean"` is the older deterministic variant (expand the best own
+  mean, evaluate the best posterior mean), a weaker baseline kept for comparison.
 - uniform: expand a uniformly random evaluated node; evaluate a uniformly random node
   that still has unseen tasks, on a uniformly random unseen task.
 """
@@ -17,9 +18,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hgm.policies.base import (
+    DEFAULT_FAILED_EXPANSIONS,
+    ScheduledPolicy,
+    random_argmax,
+    thompson_argmax,
+    validate_failed_rule,
+)
 from hgm.search.state import SearchView
-from hgm.policies.base import TaskPicker, expand_wanted, random_argmax, thompson_argmax
-from hgm.search.actions import Action, Evaluate, Expand, Wait
+
+GREEDY_RULES = ("thompson", "mean")
 
 
 @dataclass
@@ -27,65 +35,45 @@ class BaselineConfig:
     alpha: float = 0.6
     eval_random_level: float = 1.0
     task_order_seed: int = 0
-    greedy_eval: str = "mean"
-    count_failed_expansions: bool = True
+    greedy_rule: str = "thompson"
+    failed_expansions: str = DEFAULT_FAILED_EXPANSIONS
 
     def validate(self) -> None:
-        if self.greedy_eval not in ("mean", "thompson"):
-            raise ValueError("greedy_eval must be 'mean' or 'thompson'")
+        if self.greedy_rule not in GREEDY_RULES:
+            raise ValueError(f"greedy_rule must be one of {', '.join(GREEDY_RULES)} (got {self.greedy_rule!r})")
         if not self.alpha > 0:
             raise ValueError("alpha must be > 0")
         if not 0.0 <= self.eval_random_level <= 1.0:
             raise ValueError("eval_random_level must be in [0, 1]")
+        validate_failed_rule(self.failed_expansions)
 
 
-class _ScheduledPolicy:
-    name = "base"
-
-    def __init__(self, config: BaselineConfig | None = None) -> None:
-        self.config = config or BaselineConfig()
-        self.config.validate()
-        self.tasks = TaskPicker(self.config.eval_random_level, self.config.task_order_seed)
-
-    def choose_expansion(self, view: SearchView, rng: np.random.Generator, mask: np.ndarray) -> int:
-        raise NotImplementedError
-
-    def choose_evaluation(self, view: SearchView, rng: np.random.Generator, mask: np.ndarray) -> int:
-        raise NotImplementedError
-
-    def next_action(self, view: SearchView, rng: np.random.Generator) -> Action:
-        expandable = view.own_evals > 0
-        evaluable = view.n_seen < view.n_tasks
-        can_expand = view.can_expand and bool(expandable.any())
-        wanted = expand_wanted(view, self.config.alpha, self.config.count_failed_expansions)
-        if can_expand and (wanted or not evaluable.any()):
-            return Expand(int(view.node_ids[self.choose_expansion(view, rng, expandable)]))
-        if evaluable.any():
-            pos = self.choose_evaluation(view, rng, evaluable)
-            return Evaluate(int(view.node_ids[pos]), self.tasks.pick(view, pos, rng))
-        return Wait()
-
-
-class GreedyPolicy(_ScheduledPolicy):
-    """Expand the best own mean; evaluate the best posterior mean (or Thompson, see above)."""
+class GreedyPolicy(ScheduledPolicy):
+    """Thompson sampling on own measures for both choices (or the deterministic `mean` rule)."""
 
     name = "greedy"
 
+    def __init__(self, config: BaselineConfig | None = None) -> None:
+        super().__init__(config or BaselineConfig())
+
     def choose_expansion(self, view: SearchView, rng: np.random.Generator, mask: np.ndarray) -> int:
-        mean = view.own_successes / np.maximum(view.own_evals, 1)
-        return random_argmax(mean, mask, rng)
+        if self.config.greedy_rule == "mean":
+            return random_argmax(view.own_successes / np.maximum(view.own_evals, 1), mask, rng)
+        return thompson_argmax(view.own_successes, view.own_failures, mask, rng)
 
     def choose_evaluation(self, view: SearchView, rng: np.random.Generator, mask: np.ndarray) -> int:
-        if self.config.greedy_eval == "thompson":
-            return thompson_argmax(view.own_successes, view.own_failures, mask, rng)
-        posterior_mean = (1.0 + view.own_successes) / (2.0 + view.own_evals)
-        return random_argmax(posterior_mean, mask, rng)
+        if self.config.greedy_rule == "mean":
+            return random_argmax((1.0 + view.own_successes) / (2.0 + view.own_evals), mask, rng)
+        return thompson_argmax(view.own_successes, view.own_failures, mask, rng)
 
 
-class UniformPolicy(_ScheduledPolicy):
+class UniformPolicy(ScheduledPolicy):
     """Expand and evaluate uniformly random nodes."""
 
     name = "uniform"
+
+    def __init__(self, config: BaselineConfig | None = None) -> None:
+        super().__init__(config or BaselineConfig())
 
     def choose_expansion(self, view: SearchView, rng: np.random.Generator, mask: np.ndarray) -> int:
         idx = np.flatnonzero(mask)

@@ -27,8 +27,8 @@ from hgm.search.actions import Action, Evaluate, Expand, Wait
 
 @dataclass
 class DGMConfig:
-    first_batch: int = 10
-    full_batch: int = 30
+    first_batch: int = 3
+    full_batch: int = 10
     threshold: float | None = None
     task_order_seed: int = 0
 

@@ -16,7 +16,7 @@ from archive.errors import ArchiveError
 from archive.run import Run
 from archive.stats import wilson_interval
 from archive.tree import Tree
-from hgm.search import selection
+from hgm.search import confirm, selection
 
 
 def run_settings(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -63,6 +63,25 @@ def tree_scores(tree: Tree, rule: str, quantile: float = selection.DEFAULT_QUANT
     return {node.id: float("-inf") if node.id in retired else float(score) for node, score in zip(order, scores)}
 
 
+def _node_record(tree: Tree, node_id: int, rule: str, quantile: float, score: float) -> dict[str, Any]:
+    node = tree[node_id]
+    s, n = node.successes, len(node.evals)
+    low, high = wilson_interval(s, n)
+    return {
+        "node": node.id,
+        "parent": node.parent_id,
+        "successes": s,
+        "evals": n,
+        "mean": s / n if n else None,
+        "rule": rule,
+        "score": score,
+        "belief": float(selection.beta_quantile(np.array([s]), np.array([node.failures]), quantile)[0]),
+        "quantile": quantile,
+        "interval95": [low, high],
+        "commit": node.commit,
+    }
+
+
 def best_in_tree(
     tree: Tree,
     rule: str = selection.DEFAULT_RULE,
@@ -78,27 +97,57 @@ def best_in_tree(
     if not measured:
         return None
     node = max(measured, key=lambda n: (scores[n.id], len(n.evals), -n.id))
-    s, n = node.successes, len(node.evals)
-    low, high = wilson_interval(s, n)
-    return {
-        "node": node.id,
-        "parent": node.parent_id,
-        "successes": s,
-        "evals": n,
-        "mean": s / n,
-        "rule": rule,
-        "score": scores[node.id],
-        "belief": float(selection.beta_quantile(np.array([s]), np.array([node.failures]), quantile)[0]),
-        "quantile": quantile,
-        "interval95": [low, high],
-        "commit": node.commit,
-    }
+    return _node_record(tree, node.id, rule, quantile, scores[node.id])
+
+
+def confirmation_status(run: Run, tree: Tree | None = None) -> dict[str, Any] | None:
+    """Where the run's confirmation on held-out tasks stands (`hgm.search.confirm.outcome`), or
+    None when the run does not confirm. `status` is `waiting` until the search is over."""
+    logged = run.events(confirm.PLAN_EVENT)
+    if not logged or logged[0]["payload"].get("plan") is None:
+        return None
+    plan = confirm.ConfirmPlan.from_json(logged[0]["payload"]["plan"])
+    tree = tree if tree is not None else run.tree()
+    held = set(plan.holdout)
+    ids = sorted(tree.nodes)  # creation order, as the scheduler's state
+    position = {node_id: i for i, node_id in enumerate(ids)}
+    parents = [position.get(tree[i].parent_id, -1) if tree[i].parent_id is not None else -1 for i in ids]
+    succ = np.zeros(len(ids), dtype=np.int64)
+    fail = np.zeros(len(ids), dtype=np.int64)
+    holdout: dict[int, dict[str, int]] = {}
+    for row in run.evaluations():
+        if row["utility"] is None or row["node_id"] not in position:
+            continue
+        if row["task_id"] in held:
+            holdout.setdefault(row["node_id"], {})[row["task_id"]] = int(row["utility"])
+        elif row["utility"]:
+            succ[position[row["node_id"]]] += 1
+        else:
+            fail[position[row["node_id"]]] += 1
+    cands = confirm.candidates(ids, parents, succ, fail, plan)
+    search_counts = {node: (int(succ[position[node]]), int(fail[position[node]])) for node in cands}
+    parent_of = {node_id: tree[node_id].parent_id for node_id in ids}
+    result = confirm.outcome(plan, cands, ids[0], parent_of, holdout, search_counts)
+    if not holdout:
+        result["status"] = "waiting"
+    return result
 
 
 def best_node(run: Run) -> dict[str, Any] | None:
-    """The node a run ships under its configured final-choice rule."""
+    """The node a run ships: its confirmation's pick once that is done, else its final-choice rule's.
+
+    `chosen_by` says which; `confirmation` holds the confirmation's status (None: the run
+    does not confirm).
+    """
     rule, quantile = final_choice_settings(run.config)
-    return best_in_tree(run.tree(), rule, quantile)
+    tree = run.tree()
+    status = confirmation_status(run, tree)
+    if status is not None and status["status"] == "done":
+        score = tree_scores(tree, rule, quantile)[status["node"]]
+        return {**_node_record(tree, status["node"], rule, quantile, score), "chosen_by": "confirmation",
+                "confirmation": status}
+    best = best_in_tree(tree, rule, quantile)
+    return None if best is None else {**best, "chosen_by": "rule", "confirmation": status}
 
 
 def run_summary(run: Run) -> dict[str, Any]:
@@ -203,12 +252,22 @@ def trusted_subtree(tree: Tree, scores: dict[int, float], limit: int) -> set[int
     return keep
 
 
-def best_summary(tree: Tree, config: dict[str, Any]) -> dict[str, Any] | None:
-    """The node the run's final-choice rule ships, with its own mean; None before any evaluation."""
-    best = best_in_tree(tree, *final_choice_settings(config))
+def best_summary(tree: Tree, config: dict[str, Any], confirmation: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The node the run ships, with its own mean; None before any evaluation.
+
+    `confirmation` (from `confirmation_status`) decides once it is done; else the run's
+    final-choice rule does.
+    """
+    rule, quantile = final_choice_settings(config)
+    if confirmation is not None and confirmation["status"] == "done":
+        node = tree[confirmation["node"]]
+        n = len(node.evals)
+        return {"node": node.id, "mean": node.successes / n if n else None, "evals": n, "rule": rule,
+                "chosen_by": "confirmation"}
+    best = best_in_tree(tree, rule, quantile)
     if best is None:
         return None
-    return {"node": best["node"], "mean": best["mean"], "evals": best["evals"], "rule": best["rule"]}
+    return {"node": best["node"], "mean": best["mean"], "evals": best["evals"], "rule": best["rule"], "chosen_by": "rule"}
 
 
 def find_runs(directory: Path) -> list[Path]:
@@ -221,7 +280,8 @@ def run_listing(path: Path) -> dict[str, Any]:
     try:
         with Run.open(path) as run:
             info = run.info()
-            best = best_summary(run.tree(), run.config)
+            tree = run.tree()
+            best = best_summary(tree, run.config, confirmation_status(run, tree))
     except ArchiveError as exc:
         return {"id": path.name, "path": str(path), "status": "unreadable", "error": str(exc)}
     return {

@@ -13,6 +13,9 @@ expansion fails (no child) with probability `expansion_failure_prob`. Tasks are 
 d ~ N(difficulty_mean, difficulty_sd); resolved with probability
 sigmoid(logistic_scale * (skill - d))). Durations are lognormal with the given mean and
 coefficient of variation. Shipped landscapes live in `hgm/sim/landscapes/*.toml`.
+
+A landscape describes a world only: policies get the same settings as in `hgm run`
+(`hgm simulate --config run.toml` and flags), never per-landscape ones.
 """
 
 from __future__ import annotations
@@ -49,7 +52,6 @@ class Landscape:
     eval_time_cv: float = 0.0
     expand_time_mean: float = 1.0
     expand_time_cv: float = 0.0
-    policy_options: dict[str, Any] | None = None  # per-policy option overrides, e.g. {"hgm": {...}}
 
     def validate(self) -> None:
         def need(ok: bool, what: str) -> None:
@@ -64,8 +66,6 @@ class Landscape:
         need(0.0 <= self.expansion_failure_prob < 1.0, "expansion_failure_prob must be in [0, 1)")
         need(self.task_model in ("uniform", "logistic"), "task_model must be 'uniform' or 'logistic'")
         need(self.eval_time_mean > 0 and self.expand_time_mean > 0, "time means must be > 0")
-        if self.policy_options is not None:
-            need(isinstance(self.policy_options, dict), "[policy_options] must be a table of tables")
 
 
 def shipped_landscapes() -> list[str]:
@@ -108,6 +108,9 @@ def parse_landscape(text: str, default_name: str = "custom") -> Landscape:
     flat.setdefault("name", default_name)
     known = {f.name for f in fields(Landscape)}
     unknown = sorted(set(flat) - known)
+    if "policy_options" in unknown:
+        raise LandscapeError(f"landscape {flat['name']!r}: [policy_options] is no longer read; give policy settings "
+                             "with `hgm simulate --config run.toml` or flags, as for `hgm run`")
     if unknown:
         raise LandscapeError(f"landscape {flat['name']!r}: unknown key(s) {', '.join(unknown)}")
     for f in fields(Landscape):
@@ -126,9 +129,7 @@ def _type_ok(default: Any, value: Any) -> bool:
         return isinstance(value, int)
     if isinstance(default, float):
         return isinstance(value, int | float)
-    if isinstance(default, str):
-        return isinstance(value, str)
-    return value is None or isinstance(value, dict)
+    return isinstance(value, str)
 
 
 def _type_name(default: Any) -> str:
@@ -136,6 +137,4 @@ def _type_name(default: Any) -> str:
         return "whole number"
     if isinstance(default, float):
         return "number"
-    if isinstance(default, str):
-        return "string"
-    return "table"
+    return "string"

@@ -1,14 +1,21 @@
-"""Run many simulated searches and summarise them over seeds (means with 95 % intervals)."""
+"""Run many simulated searches and summarise them over seeds (means with 95 % intervals).
+
+Every policy runs on the same seeds, and a seed fixes the whole world (`hgm.sim.world`),
+so comparisons are paired: `paired_difference` gives the interval of the per-seed
+difference, much narrower than the two separate intervals suggest.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from hgm.config import PolicyConfig
 from hgm.search import selection
 from hgm.sim.landscape import Landscape
 from hgm.sim.simulation import RunResult, simulate_run
@@ -22,11 +29,44 @@ def interval(values: Sequence[float]) -> dict[str, Any]:
     return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "values": [float(v) for v in arr]}
 
 
-def _run_one(args: tuple[Landscape, str, int, int, int, dict[str, Any], list[int] | None]) -> RunResult:
-    landscape, policy, budget, seed, workers, options, checkpoints = args
-    return simulate_run(
-        landscape, policy, budget=budget, seed=seed, workers=workers, options=options, checkpoints=checkpoints
+@dataclass(frozen=True)
+class RunSpec:
+    """One simulated run to do; `label` names its variant in the results (default: the policy)."""
+
+    landscape: Landscape
+    policy: str
+    budget: int
+    seed: int
+    workers: int = 1
+    settings: PolicyConfig | None = None
+    checkpoints: tuple[int, ...] | None = None
+    label: str = ""
+
+
+def _run_spec(spec: RunSpec) -> RunResult:
+    result = simulate_run(
+        spec.landscape, spec.policy, budget=spec.budget, seed=spec.seed, workers=spec.workers,
+        settings=spec.settings, checkpoints=list(spec.checkpoints) if spec.checkpoints else None,
     )
+    result.extra["label"] = spec.label or spec.policy
+    return result
+
+
+def run_specs(specs: Sequence[RunSpec], *, jobs: int = 1, on_done: Callable[[], None] | None = None) -> list[RunResult]:
+    """Every run, in `specs` order; in `jobs` processes when jobs > 1 (small chunks, in order)."""
+    out: list[RunResult] = []
+    if jobs > 1 and len(specs) > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            for result in pool.map(_run_spec, specs, chunksize=max(1, min(8, len(specs) // (16 * jobs)))):
+                out.append(result)
+                if on_done:
+                    on_done()
+        return out
+    for spec in specs:
+        out.append(_run_spec(spec))
+        if on_done:
+            on_done()
+    return out
 
 
 def run_many(
@@ -36,33 +76,29 @@ def run_many(
     budget: int,
     seeds: Sequence[int],
     workers: int = 1,
-    options: dict[str, Any] | None = None,
+    settings: PolicyConfig | None = None,
     jobs: int = 1,
     checkpoints: list[int] | None = None,
     on_done: Callable[[], None] | None = None,
 ) -> dict[str, list[RunResult]]:
-    """Every (policy, seed) run; in `jobs` processes when jobs > 1. Results in seed order."""
-    tasks = [(landscape, p, budget, s, workers, dict(options or {}), checkpoints) for p in policies for s in seeds]
+    """Every policy on every seed: paired runs (the same worlds for every policy), results in seed order."""
+    specs = [
+        RunSpec(landscape, p, budget, s, workers, settings, tuple(checkpoints) if checkpoints else None)
+        for p in policies for s in seeds
+    ]
     out: dict[str, list[RunResult]] = {p: [] for p in policies}
-    if jobs > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(jobs) as pool:
-            results = pool.map(_run_one, tasks, chunksize=max(1, len(tasks) // (8 * jobs)))
-            for result in results:
-                out[result.policy].append(result)
-                if on_done:
-                    on_done()
-    else:
-        for task in tasks:
-            result = _run_one(task)
-            out[result.policy].append(result)
-            if on_done:
-                on_done()
+    for result in run_specs(specs, jobs=jobs, on_done=on_done):
+        out[result.policy].append(result)
     return out
 
 
 def summarize(results: Sequence[RunResult], rule: str = selection.DEFAULT_RULE) -> dict[str, Any]:
-    """Figures of one policy over seeds: chosen skill, best in tree, regret, nodes, time."""
-    chosen = [r.final(rule) for r in results]
+    """Figures of one policy over seeds: shipped skill, best in tree, regret, nodes, time.
+
+    `chosen` is what the runs ship (the confirmation's pick where one ran, else `rule`'s
+    choice); `rules` gives each final-choice rule's choice on the final state.
+    """
+    chosen = [r.shipped for r in results]
     best = [r.best_skill[-1] for r in results]
     rules = {}
     for name in results[0].chosen_skill:
@@ -77,6 +113,7 @@ def summarize(results: Sequence[RunResult], rule: str = selection.DEFAULT_RULE) 
         "chosen": interval(chosen),
         "best_in_tree": interval(best),
         "regret": interval([b - c for b, c in zip(best, chosen, strict=True)]),
+        "confirmed": sum(r.confirmed for r in results) / len(results),
         "nodes": interval([r.n_nodes[-1] for r in results]),
         "failed_expansions": interval([r.failed_expansions for r in results]),
         "evals_used": interval([r.evals_used for r in results]),
@@ -84,6 +121,13 @@ def summarize(results: Sequence[RunResult], rule: str = selection.DEFAULT_RULE) 
         "compute_seconds": interval([r.compute_seconds for r in results]),
         "rules": rules,
     }
+
+
+def paired_difference(a: Sequence[RunResult], b: Sequence[RunResult]) -> dict[str, Any]:
+    """Mean of (a - b) in shipped true skill over paired seeds, with its 95 % interval."""
+    if [r.seed for r in a] != [r.seed for r in b]:
+        raise ValueError("paired comparison needs the same seeds in the same order")
+    return interval([x.shipped - y.shipped for x, y in zip(a, b, strict=True)])
 
 
 def curve(results: Sequence[RunResult], rule: str = selection.DEFAULT_RULE) -> dict[str, list[float]]:

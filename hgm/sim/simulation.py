@@ -4,6 +4,10 @@ This is the simulator's counterpart of the real loop's executor: it calls
 `Scheduler.dispatch / complete_eval / complete_expansion` exactly as worker threads do,
 but runs each job to completion on a virtual clock (an event heap) with the world's
 durations and outcomes, so 1 vs 16 workers can be compared without threads.
+
+Policies, their options and the confirmation step are built from a `PolicyConfig` by the
+same functions `hgm run` uses (`options_for(name, seed)`, `hgm.search.confirm.plan_for`),
+with the simulation's seed in the place of the run's seed.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from hgm.search import selection
+from hgm.config import PolicyConfig
 from hgm.loop.scheduler import Job, Scheduler
-from hgm.search.state import SearchState
 from hgm.policies import make_policy
+from hgm.search import selection
 from hgm.search.actions import Policy, Wait
+from hgm.search.confirm import plan_for, search_first
+from hgm.search.state import SearchState
 from hgm.sim.landscape import Landscape
 from hgm.sim.world import World
 
@@ -32,9 +38,11 @@ class RunResult:
     seed: int
     budget: int
     checkpoints: list[int]
-    chosen_skill: dict[str, list[float]]  # per final-choice rule
+    chosen_skill: dict[str, list[float]]  # per final-choice rule, on the state at each checkpoint
     best_skill: list[float]  # best true skill anywhere in the tree
     n_nodes: list[int]
+    shipped: float = float("nan")  # true skill of what the run ships (the confirmation's pick, else the rule's)
+    confirmed: bool = False  # whether a confirmation on held-out tasks chose the shipped agent
     evals_used: int = 0
     failed_expansions: int = 0
     virtual_time: float = 0.0
@@ -50,11 +58,9 @@ def default_checkpoints(budget: int, step: int = 10) -> list[int]:
     return points + [budget]
 
 
-def build_policy(landscape: Landscape, name: str, options: dict[str, Any] | None) -> Policy:
-    """The policy `name` with the landscape's per-policy defaults, then the caller's options."""
-    merged: dict[str, Any] = dict((landscape.policy_options or {}).get(name, {}))
-    merged.update(options or {})
-    return make_policy(name, merged, ignore_unknown=True)
+def build_policy(name: str, settings: PolicyConfig, seed: int) -> Policy:
+    """The policy `name` as `hgm run` builds it from the same settings and seed."""
+    return make_policy(name, settings.options_for(name, seed), ignore_unknown=True)
 
 
 def simulate_run(
@@ -64,25 +70,28 @@ def simulate_run(
     budget: int,
     seed: int,
     workers: int = 1,
-    options: dict[str, Any] | None = None,
+    settings: PolicyConfig | None = None,
     rules: tuple[str, ...] = selection.RULES,
     checkpoints: list[int] | None = None,
     budget_expansions: int | None = None,
 ) -> RunResult:
     """Run one search in the simulated world and record the choice at each checkpoint.
 
+    `settings` are the run's policy settings (default: `hgm run`'s defaults).
     `budget_expansions` caps expansion attempts (ok + failed + in flight); None means the
     evaluation budget, as in `hgm run` (`budget.expansions`).
     """
     started = time.perf_counter()
+    settings = settings or PolicyConfig()
     world = World(landscape, seed)
-    policy = build_policy(landscape, policy_name, options)
-    state = SearchState(world.task_ids)
+    policy = build_policy(policy_name, settings, seed)
+    plan = plan_for(settings, world.task_ids, budget, seed)
+    state = SearchState(search_first(world.task_ids, plan))
     state.add_node(0, None)
     policy_rng = np.random.default_rng(np.random.SeedSequence([seed, 7919]))
     cap = budget if budget_expansions is None else budget_expansions
     scheduler = Scheduler(state, policy, budget_evals=budget, budget_expansions=cap, rng=policy_rng,
-                          seed_evals=landscape.seed_evals)
+                          seed_evals=landscape.seed_evals, task_order_seed=seed, confirmation=plan)
     points = sorted(set(checkpoints or default_checkpoints(budget)))
     result = RunResult(policy_name, seed, budget, [], {r: [] for r in rules}, [], [])
 
@@ -97,6 +106,7 @@ def simulate_run(
 
     clock = 0.0
     heap: list[tuple[float, int, Job]] = []
+    attempts: dict[int, int] = {}
     free = max(1, workers)
     next_point = 0
     while True:
@@ -104,8 +114,13 @@ def simulate_run(
             job = scheduler.dispatch()
             if job is None or isinstance(job, Wait):
                 break
-            kind = "eval" if job.is_eval else "expand"
-            heapq.heappush(heap, (clock + world.duration(kind), job.id, job))
+            action = job.action
+            if job.is_eval:
+                duration = world.eval_duration(action.node_id, action.task_id)
+            else:
+                attempts[job.id] = world.reserve_attempt(action.node_id)
+                duration = world.expansion_duration(action.node_id, attempts[job.id])
+            heapq.heappush(heap, (clock + duration, job.id, job))
             free -= 1
         if not heap:
             break
@@ -118,14 +133,19 @@ def simulate_run(
                 record(points[next_point])
                 next_point += 1
         else:
-            child = world.expand(action.node_id)
-            if child is None:
-                scheduler.complete_expansion(job, None)
-            else:
-                scheduler.complete_expansion(job, child)
+            scheduler.complete_expansion(job, world.expand(action.node_id, attempts.pop(job.id)))
     # A search that ran out of work (every pair seen) ships the same agent at later points.
     for point in points[next_point:]:
         record(point)
+    truth = world.true_skills()
+    confirmation = scheduler.confirmation
+    shipped = confirmation.shipped(state) if confirmation is not None else None
+    if shipped is not None:
+        result.confirmed = True
+        result.extra["search_pick"] = float(truth[confirmation.candidates(state)[0]])
+    else:
+        shipped = selection.choose_node(state.view(), settings.final_rule, quantile=settings.final_quantile)
+    result.shipped = float(truth[shipped])
     result.evals_used = state.evals_completed
     result.failed_expansions = state.expansions_failed
     result.virtual_time = clock

@@ -60,7 +60,7 @@ def test_runs_table_and_json(app, runs_dir: Path) -> None:
     assert set(rows) == {"alpha", "beta"}
     alpha = rows["alpha"]
     assert (alpha["status"], alpha["nodes"], alpha["evaluations"]) == ("finished", 3, 15)
-    assert alpha["best"] == {"node": 1, "mean": 0.8, "evals": 10, "rule": "best-belief"}
+    assert alpha["best"] == {"node": 1, "mean": 0.8, "evals": 10, "rule": "best-belief", "chosen_by": "rule"}
     assert rows["beta"]["best"] is None and rows["beta"]["evaluations"] == 0
     table = invoke(app, "runs", str(runs_dir))
     assert table.exit_code == 0
@@ -267,7 +267,7 @@ def test_best_follows_the_runs_final_rule(app, tmp_path: Path) -> None:
             run.record_eval(EvalRecord(a, f"t{i}", "resolved" if i < 8 else "unresolved"))
         run.record_eval(EvalRecord(b, "t0", "resolved"))
     shown = json.loads(invoke(app, "show", str(tmp_path / "gamma"), "--json").stdout)
-    assert shown["best"] == {"node": b, "mean": 1.0, "evals": 1, "rule": "lineage"}
+    assert shown["best"] == {"node": b, "mean": 1.0, "evals": 1, "rule": "lineage", "chosen_by": "rule"}
     result = invoke(app, "export", str(tmp_path / "gamma"), "--best", "--to", str(tmp_path / "out"), "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["node"] == b

@@ -50,7 +50,7 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_frozen_round_trip() -> None:
-    c = build_config(overrides={"seed": 3, "policy": {"options": {"confirm_fraction": 0.2}}})
+    c = build_config(overrides={"seed": 3, "policy": {"confirm": True, "options": {"greedy_rule": "mean"}}})
     again = config_from_frozen(c.frozen())
     assert again == c
     with pytest.raises(ConfigError):

@@ -231,25 +231,57 @@ def test_all_failing_expansions_still_spend_the_eval_budget_and_end(policy: str)
     assert 1 <= failed <= 25 ** 0.6 + 1 and failed == sched.state.expansions_failed
 
 
-@pytest.mark.parametrize("policy", ["hgm", "dgm", "greedy", "uniform"])
-def test_all_failing_expansions_end_under_the_default_expansion_cap(policy: str) -> None:
-    """Once the seed has seen every task only expansions are left: the cap (the real loop
-    uses the eval budget by default) is what ends such a run."""
-    sched = _scheduler(60, policy, seed_evals=2, budget_expansions=60)
+@pytest.mark.parametrize("policy", ["hgm", "greedy", "uniform"])
+def test_all_failing_expansions_end_the_run_in_a_bounded_number_of_attempts(policy: str) -> None:
+    """The stopping property of the (default) allowance, with no expansion cap at all: once
+    the seed has seen every task only expansions are left, and a model whose expansions all
+    fail is allowed about n_evals ** alpha of them in all; then the search is over."""
+    sched = _scheduler(1000, policy, seed_evals=2, budget_expansions=None)
+    assert sched.policy.config.failed_expansions == "allowance"
+    jobs = _drive(sched, expand_ok=0.0)
+    assert sched.finished and sched.dispatch() is None
+    failed = sum(1 for j in jobs if not j.is_eval)
+    assert sched.state.evals_completed == len(TASKS)
+    assert 1 <= failed <= len(TASKS) ** 0.6 + 1 and failed == sched.state.expansions_failed
+
+
+def test_dgm_with_all_failing_expansions_ends_at_the_expansion_cap() -> None:
+    """DGM has no brake of its own: the cap (the real loop uses the eval budget by default) ends it."""
+    sched = _scheduler(60, "dgm", seed_evals=2, budget_expansions=60)
     jobs = _drive(sched, expand_ok=0.0)
     assert sched.finished and sched.dispatch() is None
     assert sched.state.evals_completed == len(TASKS) and sum(1 for j in jobs if not j.is_eval) == 60
 
 
-def test_not_counting_failed_expansions_expands_forever() -> None:
-    """Pins why failed expansions are counted: without it (and without a cap) the run never ends."""
+def test_ignoring_failed_expansions_expands_forever() -> None:
+    """Pins why failed expansions need a brake: without one (and without a cap) the run never ends."""
     st = SearchState(TASKS)
     st.add_node(0, None)
-    sched = Scheduler(st, make_policy("hgm", {"count_failed_expansions": False}), budget_evals=60,
+    sched = Scheduler(st, make_policy("hgm", {"failed_expansions": "ignore"}), budget_evals=60,
                       rng=np.random.default_rng(0), seed_evals=2)
     jobs = _drive(sched, expand_ok=0.0, max_jobs=500)
     assert len(jobs) == 500 and sched.state.evals_completed == 2 and not sched.finished
     assert sched.dispatch() is not None
+
+
+def test_the_allowance_lets_occasional_failures_cost_no_growth() -> None:
+    """With 40 % of the expansions failing, the allowance grows as many children as a world
+    without failures (n_evals ** alpha); counting failures as children grows about 60 % of them."""
+    tasks = tuple(f"t{i}" for i in range(400))
+
+    def children(rule: str, expand_ok: float) -> int:
+        st = SearchState(tasks)
+        st.add_node(0, None)
+        sched = Scheduler(st, make_policy("uniform", {"failed_expansions": rule}), budget_evals=300,
+                          rng=np.random.default_rng(1), seed_evals=2)
+        _drive(sched, expand_ok=expand_ok, seed=3)
+        assert st.evals_completed == 300
+        return st.n_nodes - 1
+
+    ideal = children("allowance", 1.0)
+    assert abs(ideal - 300 ** 0.6) <= 1
+    assert children("allowance", 0.6) >= ideal - 1
+    assert children("count", 0.6) <= 0.75 * ideal
 
 
 @pytest.mark.parametrize("policy", ["hgm", "dgm", "greedy", "uniform"])

@@ -86,11 +86,12 @@ def test_make_scheduler_measures_the_seed_first_and_caps_expansions() -> None:
 
     capped = make_scheduler(build_config(overrides={"budget": {"evals": 10, "expansions": 3},
                                                     "policy": {"count_failed_expansions": False}}), state(), 0)
-    assert capped.state.budget_expansions == 3 and capped.policy.config.count_failed_expansions is False
+    # the older setting name (frozen in earlier runs' configs) still reads: false -> "ignore"
+    assert capped.state.budget_expansions == 3 and capped.policy.config.failed_expansions == "ignore"
     config = build_config(overrides={"seed_evals": 3, "budget": {"evals": 10}, "seed": 5})
     sched = make_scheduler(config, state(), session_index=0)
     # the bare policy (the simulator runs the same one); attempts capped at the eval budget by default
-    assert isinstance(sched.policy, HGMPolicy) and sched.policy.config.count_failed_expansions
+    assert isinstance(sched.policy, HGMPolicy) and sched.policy.config.failed_expansions == "allowance"
     assert sched.budget_evals == 10 and sched.state.budget_expansions == 10
     jobs = [sched.dispatch() for _ in range(3)]
     assert all(j.seed and isinstance(j.action, Evaluate) and j.action.node_id == 0 for j in jobs)

@@ -70,16 +70,40 @@ def test_dgm_parent_frequencies_follow_weights() -> None:
     assert np.abs(freq - w / w.sum()).max() < 0.015
 
 
-def test_greedy_expands_best_mean_and_evaluates_best_posterior_mean() -> None:
+def _prob_best(s: np.ndarray, f: np.ndarray, draws: int = 400_000) -> np.ndarray:
+    """P(node i has the largest draw of Beta(1 + s_i, 1 + f_i)), by Monte Carlo."""
+    rng = np.random.default_rng(99)
+    samples = rng.beta(1 + s[:, None], 1 + f[:, None], size=(len(s), draws))
+    return np.bincount(samples.argmax(axis=0), minlength=len(s)) / draws
+
+
+def test_greedy_thompson_samples_own_measures_for_both_choices() -> None:
+    """The paper's greedy: Beta(1 + s, 1 + f) on the node's OWN measures, no clade pooling."""
+    # node 0 has a strong child (node 3): HGM's clade pooling would favour it, greedy must not
+    st = _measured({0: [1, 0, 0, 0], 1: [1, 1, 0], 2: [1], 3: [1, 1, 1, 1, 1]}, {0: None, 1: 0, 2: 0, 3: 0})
+    view = st.view()
+    g = GreedyPolicy()
+    assert g.config.greedy_rule == "thompson"
+    rng = np.random.default_rng(0)
+    mask = np.array([True, True, True, False])
+    expected = _prob_best(view.own_successes[:3].astype(float), view.own_failures[:3].astype(float))
+    for choose in (g.choose_expansion, g.choose_evaluation):
+        picks = np.bincount([choose(view, rng, mask) for _ in range(20000)], minlength=3) / 20000
+        assert np.abs(picks - expected).max() < 0.015, (choose.__name__, picks, expected)
+
+
+def test_greedy_mean_rule_is_the_deterministic_variant() -> None:
     st = _measured({0: [1, 0, 0, 0], 1: [1, 1, 0], 2: [1]}, {0: None, 1: 0, 2: 0})
     rng = np.random.default_rng(0)
-    g = GreedyPolicy(BaselineConfig(alpha=1.0))
+    g = GreedyPolicy(BaselineConfig(alpha=1.0, greedy_rule="mean"))
     mask = np.ones(3, dtype=bool)
     assert {g.choose_expansion(st.view(), rng, mask) for _ in range(50)} == {2}  # raw mean 1.0
     # posterior means: 2/6, 3/5, 2/3 -> node 2
     assert g.choose_evaluation(st.view(), rng, mask) == 2
     st.add_node(3, 2)  # unmeasured child: 1/2 < 2/3
     assert g.choose_evaluation(st.view(), rng, np.ones(4, dtype=bool)) == 2
+    with pytest.raises(ValueError, match="greedy_rule"):
+        BaselineConfig(greedy_rule="sideways").validate()
 
 
 def test_uniform_spreads_choices() -> None:
@@ -117,12 +141,12 @@ def test_baselines_respect_the_expansion_budget(policy: object) -> None:
     assert isinstance(policy.next_action(st.view(), rng), Wait)
 
 
-def test_baselines_count_failed_expansions_unless_switched_off() -> None:
+def test_baselines_bound_failed_expansions_unless_switched_off() -> None:
     st = _measured({0: [1, 0, 0, 1]}, {0: None})  # 4 ** 0.6 = 2.30
     for _ in range(3):
         st.begin_expansion(0)
         st.end_expansion(0, None)
     rng = np.random.default_rng(0)
-    assert isinstance(GreedyPolicy().next_action(st.view(), rng), Evaluate)
-    off = GreedyPolicy(BaselineConfig(count_failed_expansions=False))
+    assert isinstance(GreedyPolicy().next_action(st.view(), rng), Evaluate)  # 3 failed > 2.30
+    off = GreedyPolicy(BaselineConfig(failed_expansions="ignore"))
     assert isinstance(off.next_action(st.view(), rng), Expand)

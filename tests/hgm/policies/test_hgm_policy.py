@@ -141,24 +141,30 @@ def test_pending_expansions_count_in_the_rule() -> None:
     assert isinstance(policy.next_action(st.view(), rng), Evaluate)  # 1 < 0 + 2
 
 
-def test_failed_expansions_count_as_attempts_unless_switched_off() -> None:
-    """A failed expansion adds no node; counting it is what lets a run whose expansions
-    all fail move on to evaluating (else it would expand forever)."""
+def test_failed_expansions_rules() -> None:
+    """A failed expansion adds no node. `allowance` (default): children and failures are
+    bounded by n ** alpha separately; `count`: failures count as children; `ignore`: no brake."""
     st = SearchState(TASKS)
     st.add_node(0, None)
     for k in range(4):
         st.record_eval(0, TASKS[k], False)  # 4 ** 0.6 = 2.30
     rng = np.random.default_rng(0)
-    counting, ignoring = HGMPolicy(), HGMPolicy(HGMConfig(count_failed_expansions=False))
+    policies = {rule: HGMPolicy(HGMConfig(failed_expansions=rule)) for rule in ("allowance", "count", "ignore")}
+    assert HGMPolicy().config.failed_expansions == "allowance"
+    st.begin_expansion(0)
+    st.end_expansion(0, 1)  # one child (unmeasured) ...
     for _ in range(2):
         st.begin_expansion(0)
-        st.end_expansion(0, None)
-    assert isinstance(counting.next_action(st.view(), rng), Expand)  # 2.30 >= 0 + 2
+        st.end_expansion(0, None)  # ... and two failures
+    kinds = {rule: type(p.next_action(st.view(), rng)) for rule, p in policies.items()}
+    assert kinds == {"allowance": Expand, "count": Evaluate, "ignore": Expand}  # 1 child <= 2.30, 2 failed <= 2.30; 3 > 2.30
     st.begin_expansion(0)
-    st.end_expansion(0, None)
-    assert isinstance(counting.next_action(st.view(), rng), Evaluate)  # 2.30 < 0 + 3
-    assert isinstance(ignoring.next_action(st.view(), rng), Expand)  # 2.30 >= 0 (failures ignored)
-    assert make_policy("hgm", {"count_failed_expansions": False}).config.count_failed_expansions is False
+    st.end_expansion(0, None)  # a third failure exceeds the allowance
+    kinds = {rule: type(p.next_action(st.view(), rng)) for rule, p in policies.items()}
+    assert kinds == {"allowance": Evaluate, "count": Evaluate, "ignore": Expand}
+    assert make_policy("hgm", {"failed_expansions": "count"}).config.failed_expansions == "count"
+    with pytest.raises(ValueError, match="failed_expansions"):
+        make_policy("hgm", {"failed_expansions": "sometimes"})
 
 
 def test_expansion_budget_turns_expansions_into_evaluations_then_wait() -> None:
@@ -236,16 +242,6 @@ def test_cooldown_factor() -> None:
     assert cooldown_factor(st.view(), 2.0) == pytest.approx(16.0)
     st.budget_evals = None
     assert cooldown_factor(st.view(), 1.0) == 1.0
-
-
-def test_confirmation_phase_evaluates_top_candidates_only() -> None:
-    st = _tree()
-    st.budget_evals = 20  # 18 used: inside the last 20 %
-    policy = HGMPolicy(HGMConfig(confirm_fraction=0.2, confirm_top_k=1, confirm_rule="raw-mean"))
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        action = policy.next_action(st.view(), rng)
-        assert action == Evaluate(3, action.task_id)  # node 3 has the best raw mean (0.8)
 
 
 def test_registry_rejects_bad_options() -> None:

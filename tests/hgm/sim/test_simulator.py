@@ -28,7 +28,55 @@ def test_lineage_drift_is_the_specified_world() -> None:
     assert (ls.root_skill, ls.root_drift, ls.drift_step_sd, ls.jump_sd) == (0.10, 0.0, 0.04, 0.03)
     assert (ls.expansion_failure_prob, ls.n_tasks, ls.seed_evals, ls.task_model) == (0.05, 60, 5, "uniform")
     assert ls.drift_persistence == 1.0 and ls.drift_jump_coupling == 0.0
-    assert ls.policy_options == {"hgm": {"n_pseudo_descendant_evals": 10}}
+    flaky = load_landscape("flaky-expansions")
+    assert flaky.expansion_failure_prob == 0.15 and flaky.n_tasks == 60 and flaky.root_skill == 0.10
+
+
+def test_a_world_does_not_depend_on_the_order_it_is_explored_in() -> None:
+    """Paired seeds: the same child behind the same attempt, the same outcome on the same task,
+    whichever order a policy asks in."""
+    ls = load_landscape("default")  # logistic tasks, random durations
+    first, second = World(ls, 21), World(ls, 21)
+    for parent in [0, 0, 1, 0, 2, 1]:  # explore breadth-first in one world ...
+        if parent < first.n_nodes:
+            first.expand(parent)
+    for parent in [0, 0, 0]:  # ... and depth-first (and less) in the other
+        second.expand(parent)
+    deep = second.node_at((0,))
+    if deep is not None:
+        second.expand(deep)
+    assert np.array_equal(first.difficulty, second.difficulty)
+    common = set(first.paths) & set(second.paths)
+    assert len(common) >= 3
+    for path in common:
+        a, b = first.node_at(path), second.node_at(path)
+        assert first.skill[a] == second.skill[b] and first.true_skill(a) == second.true_skill(b)
+        assert [first.evaluate(a, t) for t in first.task_ids] == [second.evaluate(b, t) for t in second.task_ids]
+        assert first.eval_duration(a, "task-007") == second.eval_duration(b, "task-007")
+    assert [first.evaluate(0, t) for t in first.task_ids] != [World(ls, 22).evaluate(0, t) for t in first.task_ids]
+
+
+def test_paired_runs_meet_the_same_world(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every policy on a seed explores one and the same world: wherever their trees share a
+    version (same path from the seed), it has the same hidden skill."""
+    from hgm.sim import simulation
+
+    worlds: dict[str, World] = {}
+
+    class Recorded(World):
+        def __init__(self, landscape, seed):  # noqa: ANN001
+            super().__init__(landscape, seed)
+            worlds[current] = self
+
+    monkeypatch.setattr(simulation, "World", Recorded)
+    ls = load_landscape("lineage-drift")
+    for current in ("hgm", "uniform", "greedy"):
+        simulate_run(ls, current, budget=150, seed=4)
+    skills = {name: {path: w.skill[i] for i, path in enumerate(w.paths)} for name, w in worlds.items()}
+    shared = set(skills["hgm"]) & set(skills["uniform"]) & set(skills["greedy"])
+    assert len(shared) >= 3  # at least the seed's first children
+    for path in shared:
+        assert skills["hgm"][path] == skills["uniform"][path] == skills["greedy"][path]
 
 
 def test_world_is_reproducible_from_its_seed() -> None:
@@ -112,6 +160,8 @@ def test_bad_landscapes_get_clear_errors(tmp_path) -> None:  # noqa: ANN001
         parse_landscape('n_tasks = "many"')
     with pytest.raises(LandscapeError, match="does not exist"):
         load_landscape(str(tmp_path / "missing.toml"))
+    with pytest.raises(LandscapeError, match="no longer read"):
+        parse_landscape('[policy_options.hgm]\nalpha = 0.5\n')
 
 
 def test_cli_json_and_errors(tmp_path) -> None:  # noqa: ANN001
@@ -133,8 +183,10 @@ def test_cli_json_and_errors(tmp_path) -> None:  # noqa: ANN001
         (["--selection", "vibes"], "selection rule"),
         (["--plot", str(tmp_path / "x.txt")], ".png"),
         (["--set", "nonsense"], "KEY=VALUE"),
-        (["-p", "dgm", "--set", "alpha=0.7"], "no selected policy has option alpha"),
-        (["-p", "greedy", "--set", "greedy_eval=sideways"], "greedy_eval"),
+        (["-p", "greedy", "--set", "greedy_rule=sideways"], "greedy_rule"),
+        (["--set", "bogus=1"], "no setting or selected policy option bogus"),
+        (["--failed-expansions", "often"], "failed_expansions"),
+        (["--config", str(tmp_path / "none.toml")], "does not exist"),
     ):
         bad = runner.invoke(app, ["simulate", *args])
         assert bad.exit_code == 2 and needle in bad.output, (args, bad.output)
@@ -145,8 +197,10 @@ def test_cli_set_passes_policy_options() -> None:
     base = ["simulate", "-p", "hgm", "--landscape", "lineage-drift", "--budget-evals", "40", "--seeds", "2", "--json"]
     plain = json.loads(runner.invoke(build_app(), base).stdout)
     fast = json.loads(runner.invoke(build_app(), [*base, "--set", "alpha=0.9"]).stdout)
-    assert fast["options"] == {"alpha": 0.9}
+    assert fast["settings"]["alpha"] == 0.9 and plain["settings"]["alpha"] == 0.6
     assert fast["policies"]["hgm"]["nodes"]["mean"] > plain["policies"]["hgm"]["nodes"]["mean"]
+    mean = json.loads(runner.invoke(build_app(), [*base, "-p", "greedy", "--set", "greedy_rule=mean"]).stdout)
+    assert mean["options"] == {"greedy_rule": "mean"} and set(mean["paired_differences"]) == {"hgm - greedy"}
 
 
 def test_cli_plot(tmp_path) -> None:  # noqa: ANN001
@@ -175,3 +229,18 @@ def test_cli_accepts_a_landscape_file(tmp_path) -> None:  # noqa: ANN001
     data = json.loads(out.stdout)
     assert data["landscape"] == "flat"
     assert data["policies"]["uniform"]["best_in_tree"]["mean"] == pytest.approx(0.5)  # every version is the seed's copy
+
+
+@pytest.mark.parametrize("workers", [1, 8])
+def test_simulated_runs_confirm_on_held_out_tasks_when_asked(workers: int) -> None:
+    from hgm.config import PolicyConfig
+
+    ls = load_landscape("lineage-drift")
+    plain = simulate_run(ls, "hgm", budget=400, seed=5, workers=workers)
+    assert not plain.confirmed and plain.shipped == plain.final("lineage") and plain.evals_used == 400
+    confirmed = simulate_run(ls, "hgm", budget=400, seed=5, workers=workers, settings=PolicyConfig(confirm=True))
+    # 8 held-out tasks x (3 candidates + root + parent) reserved; a root or parent among the candidates saves some
+    assert confirmed.confirmed and 400 - 2 * 8 <= confirmed.evals_used <= 400
+    assert 0.0 <= confirmed.shipped <= confirmed.best_skill[-1]
+    small = simulate_run(ls, "hgm", budget=150, seed=5, workers=workers, settings=PolicyConfig(confirm=True))
+    assert not small.confirmed and small.evals_used == 150  # too small a budget for 5 held-out tasks
