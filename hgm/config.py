@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 PolicyName = Literal["hgm", "dgm", "greedy", "uniform"]
 DEFAULT_MODEL = "local/smollm2"
 SandboxName = Literal["auto", "docker", "local"]
+ExecutorName = Literal["threads", "ray"]
 
 
 class ConfigError(ValueError):
@@ -170,6 +171,20 @@ class EvolveConfig(_Frozen):
         source = self.source_max_chars if self.source_max_chars is not None else (2500 if local else 12_000)
         return diag, source
 
+class RayConfig(_Frozen):
+    """Where `executor = "ray"` runs jobs (see docs/loop.md, "Running on a Ray cluster")."""
+
+    address: str | None = Field(
+        None, description="None: a private one-node cluster on this machine; 'auto': the cluster `ray start` "
+        "joined here; HOST:PORT: that cluster's head"
+    )
+    slot_resource: str = Field(
+        "docker_slots", min_length=1, description="custom resource a job takes one of (nodes offer it with "
+        "`ray start --resources '{\"docker_slots\": N}'`)"
+    )
+    max_retries: int = Field(3, ge=0, le=20, description="Ray retries of a job whose worker or node was lost")
+
+
 class RunConfig(_Frozen):
     """Everything that defines an evolution run."""
 
@@ -180,6 +195,11 @@ class RunConfig(_Frozen):
     api_base: str | None = Field(None, description="OpenAI-compatible server for the model (vLLM, Ollama, llama.cpp)")
     sandbox: SandboxName = "auto"
     workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1, le=256)
+    executor: ExecutorName = Field("threads", description="where jobs run: threads on this machine, or ray tasks")
+    ray: RayConfig = Field(default_factory=RayConfig)
+    registry: str | None = Field(
+        None, description="image registry HOST[:PORT] that task images are pulled from (SWE-bench suites)"
+    )
     seed: int = 0
     seed_evals: int = Field(0, ge=0, description="measure the seed on N tasks before searching")
     grace_period_s: float = Field(60.0, ge=0, description="Ctrl-C: wait this long for work in flight")
