@@ -28,6 +28,9 @@ from typing import Any, Callable, Iterator, NoReturn
 import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# Ray (2.4x and later) turns 127.0.0.1 into the machine's external address unless its
+# "cluster mode" is off; read when ray is imported, so set before any test imports it.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
 @functools.cache
@@ -130,9 +133,9 @@ class LocalRayCluster:
 def ray_cluster() -> Iterator[LocalRayCluster]:
     """A real Ray cluster on loopback: head (no slots) + worker node (2 docker_slots), separate processes.
 
-    Ray (2.4x and later) turns 127.0.0.1 into the machine's external address unless its
-    "cluster mode" is off (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0); its test utility starts
-    nodes without that check, so every process here listens on loopback only.
+    With Ray's "cluster mode" off (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, set above) `ray
+    start` refuses worker nodes, but Ray's own test utility starts them, so every process
+    here listens on loopback only. `env` is what a driver started by a test needs.
     """
     problem = ray_problem()
     if problem is not None:

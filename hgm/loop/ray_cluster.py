@@ -46,6 +46,8 @@ def connect(address: str | None, *, slot_resource: str, local_slots: int) -> str
     """
     if ray_version() is None:
         raise ClusterError("the Ray executor needs Ray: pip install 'hgm[ray]' (on this machine and every node)")
+    if address not in (None, "auto"):
+        _reachable(address)  # Ray itself waits minutes for a head that is not there
     if address is None and "ray" not in sys.modules:
         os.environ.setdefault(_LOOPBACK_ONLY, "0")
     import ray
@@ -64,6 +66,17 @@ def connect(address: str | None, *, slot_resource: str, local_slots: int) -> str
         where = "start a private Ray cluster" if address is None else f"connect to the Ray cluster at {address}"
         raise ClusterError(f"cannot {where}: {first} (is `ray start` running on this machine?)") from None
     return f"the Ray cluster at {address}"
+
+
+def _reachable(address: str, timeout_s: float = 5.0) -> None:
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"--ray-address {address!r} is not auto or HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ClusterError(f"no Ray head answers at {address} ({exc.strerror or exc}); start one with "
+                           "`ray start --head` or pass its address") from None
 
 
 def disconnect() -> None:
@@ -107,9 +120,12 @@ def total_slots(slot_resource: str) -> int:
     return int(sum(n.slots for n in slot_nodes(slot_resource)))
 
 
+def slots_fix(slot_resource: str) -> str:
+    return f"on each Docker host run `ray start --address HEAD:PORT --resources '{{\"{slot_resource}\": 4}}'`"
+
+
 def no_slots_message(slot_resource: str, where: str) -> str:
-    return (f"no node of {where} offers the {slot_resource} resource; on each Docker host run "
-            f"`ray start --address HEAD:PORT --resources '{{\"{slot_resource}\": 4}}'`")
+    return f"no node of {where} offers the {slot_resource} resource; {slots_fix(slot_resource)}"
 
 
 def node_facts() -> dict[str, Any]:
