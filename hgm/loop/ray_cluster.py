@@ -39,10 +39,11 @@ def ray_version() -> str | None:
         return None
 
 
-def connect(address: str | None, *, slot_resource: str, local_slots: int) -> str:
-    """`ray.init` for this process; returns a short description of where it is connected.
+def connect(address: str | None, *, slot_resource: str, local_slots: int) -> tuple[str, bool]:
+    """`ray.init` for this process: (where it is connected, whether this call connected it).
 
-    A private cluster (`address` None) offers `local_slots` of `slot_resource`.
+    A private cluster (`address` None) offers `local_slots` of `slot_resource`. A process
+    that is connected already (a benchmark, a test) stays on its cluster.
     """
     if ray_version() is None:
         raise ClusterError("the Ray executor needs Ray: pip install 'hgm[ray]' (on this machine and every node)")
@@ -53,19 +54,19 @@ def connect(address: str | None, *, slot_resource: str, local_slots: int) -> str
     import ray
 
     if ray.is_initialized():
-        return "already connected"
+        return "the Ray cluster this process is connected to", False
     common: dict[str, Any] = {"namespace": NAMESPACE, "log_to_driver": False, "logging_level": logging.WARNING}
     try:
         if address is None:
             ray.init(num_cpus=max(1, os.cpu_count() or 1), resources={slot_resource: float(local_slots)},
                      include_dashboard=False, _node_ip_address="127.0.0.1", **common)
-            return f"a private Ray cluster on this machine ({local_slots} {slot_resource})"
+            return f"a private Ray cluster on this machine ({local_slots} {slot_resource})", True
         ray.init(address=address, **common)
     except Exception as exc:  # noqa: BLE001 - ConnectionError, ValueError, RuntimeError from Ray
         first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:300]
         where = "start a private Ray cluster" if address is None else f"connect to the Ray cluster at {address}"
         raise ClusterError(f"cannot {where}: {first} (is `ray start` running on this machine?)") from None
-    return f"the Ray cluster at {address}"
+    return f"the Ray cluster at {address}", True
 
 
 def _reachable(address: str, timeout_s: float = 5.0) -> None:

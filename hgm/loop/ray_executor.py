@@ -26,6 +26,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -218,6 +219,7 @@ class RayJobHandler:
         self._in_flight: dict[int, Any] = {}
         self._cancelled = False
         self.retried = 0
+        self.overhead_s = 0.0  # evaluations: head round trip minus the evaluation's own time (benchmarks)
 
     def job_key(self, job: Job) -> str:
         return f"{self.session_id}-{job.id}"
@@ -246,13 +248,17 @@ class RayJobHandler:
         rel = eval_dir(action.node_id, action.task_id, self.job_key(job))
         spec = EvalJob(self.spec, self.job_key(job), action.node_id, action.task_id, self._agent(action.node_id),
                        str(rel), self.tags(job, action.node_id, task=action.task_id, purpose="solve"))
+        started = time.monotonic()
         result = self._run(job, self._evaluate, spec, f"eval node {action.node_id} on {action.task_id}")
         unpack_dir(result.files, self.run_dir / rel)
         if self.on_environment is not None:
             for task_id, environment in result.environments:
                 self.on_environment(self.tasks[task_id], environment)
-        assert isinstance(result.record, EvalRecord)
-        return result.record
+        record = result.record
+        assert isinstance(record, EvalRecord)
+        with self._lock:
+            self.overhead_s += max(0.0, time.monotonic() - started - (record.total_s or 0.0))
+        return record
 
     def expand(self, job: Job) -> ExpansionOutcome:
         action = job.action
@@ -330,11 +336,12 @@ def start_ray_jobs(
     """
     settings = config.ray
     try:
-        where = ray_cluster.connect(settings.address, slot_resource=settings.slot_resource,
-                                    local_slots=workers or config.workers)
+        where, connected = ray_cluster.connect(settings.address, slot_resource=settings.slot_resource,
+                                               local_slots=workers or config.workers)
     except ray_cluster.ClusterError as exc:
         raise RunSetupError(str(exc)) from None
-    stack.callback(ray_cluster.disconnect)
+    if connected:
+        stack.callback(ray_cluster.disconnect)
     slots = ray_cluster.total_slots(settings.slot_resource)
     if slots < 1:
         raise RunSetupError(ray_cluster.no_slots_message(settings.slot_resource, where))

@@ -138,6 +138,9 @@ def test_bad_options_fail_in_one_line_and_write_nothing(tmp_path: Path) -> None:
         (["--suite", "no-such-suite"], "no-such-suite"),
         (["--config", str(tmp_path / "missing.toml")], "missing.toml"),
         (["--tasks", "no-such-task"], "no-such-task"),
+        (["--ray-address", "auto"], "--ray-address needs --executor ray"),
+        (["--executor", "k8s"], "executor"),
+        (["--registry", "127.0.0.1:5000"], "--registry applies to SWE-bench suites"),
     ):
         done = hgm("run", "--run-dir", str(target), "--model", "scripted:/dev/null", *args, check=False, timeout=120)
         assert done.returncode == 2, (args, done.stderr)
