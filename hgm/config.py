@@ -16,6 +16,9 @@ A TOML file mirrors the model, e.g.::
     [policy]
     name = "hgm"
     alpha = 0.6
+
+`executor = "ray"` with a `[ray]` table (`address`, `slot_resource`, `max_retries`) runs
+the jobs on a Ray cluster.
 """
 
 from __future__ import annotations

@@ -106,7 +106,7 @@ class NodeFleet:
                 name=service_name(self.session_id, node_id), num_cpus=0, max_concurrency=16,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
                 runtime_env={"env_vars": self.env} if self.env else None,
-            ).remote(node_id, self.gateway_config, self.costs.totals())
+            ).remote(node_id, self.session_id, self.gateway_config, self.costs.totals())
             with self._lock:
                 self._services[node_id] = actor
 

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import random
@@ -43,6 +44,7 @@ from hgm.loop.ray_transfer import agent_tree, pack_dir, unpack_eval_views
 from hgm.loop.session import eval_setup, expand_setup, open_suite
 
 SERVICE_WAIT_S = 60.0  # a node that just joined gets its service within the head's next look
+SESSION_LABEL = "hgm.session"  # on every sandbox a Ray job opens, so the node can clean up after lost workers
 
 
 def service_name(session_id: str, node_id: str) -> str:
@@ -52,8 +54,10 @@ def service_name(session_id: str, node_id: str) -> str:
 class NodeService:
     """One node's gateway and call records for one session (a Ray actor; plain class for tests)."""
 
-    def __init__(self, node_id: str, gateway_config: GatewayConfig, run_spent: tuple[float, int]) -> None:
+    def __init__(self, node_id: str, session_id: str, gateway_config: GatewayConfig,
+                 run_spent: tuple[float, int]) -> None:
         self.node_id = node_id
+        self.session_id = session_id
         self._lock = threading.Lock()
         self._pending: list[CallRecord] = []
         self._starts: list[tuple[str, str]] = []
@@ -115,9 +119,29 @@ class NodeService:
             return self._hand_over(records), starts
 
     def close(self) -> list[CallRecord]:
-        """Stop the gateway; the records nobody collected yet."""
+        """Stop the gateway and remove the session's sandboxes left here; the records nobody collected yet."""
         self._gateway.close()
+        remove_session_sandboxes(self.session_id)
         return self.exchange((self._delivered[0] + self._elsewhere[0], self._delivered[1] + self._elsewhere[1]))[0]
+
+
+def remove_session_sandboxes(session_id: str) -> int:
+    """Remove this node's containers of a session (a worker killed mid-job leaves its own)."""
+    try:
+        from sandbox.images import docker_client
+
+        client = docker_client(timeout=10)
+    except Exception:  # noqa: BLE001 - no engine here: nothing to remove
+        return 0
+    try:
+        found = client.api.containers(all=True, filters={"label": [f"{SESSION_LABEL}={session_id}"]})
+        for info in found:
+            client.api.remove_container(info["Id"], force=True, v=True)
+        return len(found)
+    except Exception:  # noqa: BLE001 - best effort at the end of a session
+        return 0
+    finally:
+        client.close()
 
 
 # ---------------------------------------------------------------------------- task side
@@ -246,6 +270,12 @@ def _service(session_id: str, node_id: str) -> tuple[Any, _NodeGateway]:
     return handle, _NodeGateway(handle, endpoint["url"], endpoint["config"])
 
 
+def _labelled(setup: Any, spec: SessionSpec) -> Any:
+    """`setup` whose sandboxes also carry the session's label."""
+    labels = (*setup.limits.labels, (SESSION_LABEL, spec.session_id))
+    return dataclasses.replace(setup, limits=dataclasses.replace(setup.limits, labels=labels))
+
+
 def _here(spec: SessionSpec) -> tuple[str, Any, _NodeGateway]:
     import ray
 
@@ -281,9 +311,9 @@ def evaluate_job(job: EvalJob) -> JobResult:
     backend = TrackingBackend(setup.backend)
     environments: list[tuple[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="hgm-job-") as tmp:
-        root = Path(tmp)
-        setup_ = eval_setup(setup.config, setup.suite, backend, gateway, _NodeCosts(service), root,
-                            lambda task, env: environments.append((task.instance_id, env)))
+        root = Path(tmp) / job.session.run_name  # named as the run: its sandboxes' hgm.run label
+        setup_ = _labelled(eval_setup(setup.config, setup.suite, backend, gateway, _NodeCosts(service), root,
+                                      lambda task, env: environments.append((task.instance_id, env))), job.session)
         try:
             record = evaluate(setup_, job.node_id, agent_dir, setup.tasks[job.task_id], root / job.out_rel,
                               {**job.tags, "job": attempt})
@@ -305,7 +335,7 @@ def expand_job(job: ExpandJob) -> JobResult:
         root = Path(tmp)
         views = unpack_eval_views(job.evals_tar, job.evals, root / "parent-evals")
         work_dir = root / job.work_rel
-        setup_ = expand_setup(setup.config, setup.tasks, backend, gateway, job.session.run_name)
+        setup_ = _labelled(expand_setup(setup.config, setup.tasks, backend, gateway, job.session.run_name), job.session)
         try:
             outcome = expand(setup_, job.parent_id, parent_dir, views, random.Random(job.rng_seed), work_dir,
                              {**job.tags, "job": attempt}, lambda: costs.job(attempt),

@@ -4,7 +4,9 @@
 `resume_run(run_dir)` reopens one with its frozen config. Both then:
 
 1. load the suite's tasks, pick the sandbox backend, start the run's LLM gateway (its
-   spending ledger preloaded with what earlier sessions spent);
+   spending ledger preloaded with what earlier sessions spent); with the Ray executor
+   instead connect to the cluster and start a gateway on every node that offers slots
+   (`hgm.loop.ray_executor`);
 2. rebuild the search state from the archive (every measured evaluation, every node,
    every failed expansion) so nothing finished is redone and no (node, task) pair is
    evaluated twice; work that was in flight when a session died is simply free again;

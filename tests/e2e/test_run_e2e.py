@@ -97,21 +97,21 @@ def check_evolved_run(tmp_path: Path, run_dir: Path, summary: dict, budget: int)
 
 @pytest.mark.e2e
 @pytest.mark.slow
-@pytest.mark.parametrize("executor", ["threads", pytest.param("ray", marks=pytest.mark.ray)])
-def test_scripted_evolution_local_sandbox(tmp_path: Path, executor: str, request: pytest.FixtureRequest) -> None:
-    """The same evolution, jobs in threads or as Ray tasks on a worker node: the same archive shape."""
-    run_dir, summary = evolve(tmp_path, "local", **executor_options(executor, request))
+def test_scripted_evolution_local_sandbox(tmp_path: Path) -> None:
+    run_dir, summary = evolve(tmp_path, "local")
     check_evolved_run(tmp_path, run_dir, summary, 12)
-    sessions = rows(run_dir, "SELECT payload FROM events WHERE kind = 'session_start'")
-    assert json.loads(sessions[0][0])["executor"] == executor
 
 
 @pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.docker
-def test_scripted_evolution_docker_sandbox(tmp_path: Path) -> None:
-    run_dir, summary = evolve(tmp_path, "docker")
+@pytest.mark.parametrize("executor", ["threads", pytest.param("ray", marks=pytest.mark.ray)])
+def test_scripted_evolution_docker_sandbox(tmp_path: Path, executor: str, request: pytest.FixtureRequest) -> None:
+    """The same evolution, jobs in threads or as Ray tasks on a worker node: the same archive shape."""
+    run_dir, summary = evolve(tmp_path, "docker", **executor_options(executor, request))
     check_evolved_run(tmp_path, run_dir, summary, 12)
+    sessions = rows(run_dir, "SELECT payload FROM events WHERE kind = 'session_start'")
+    assert json.loads(sessions[0][0])["executor"] == executor
 
 
 def _shape(run_dir: Path) -> tuple:

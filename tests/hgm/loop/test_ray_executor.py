@@ -122,7 +122,7 @@ def _service(tmp_path: Path, **budget: object) -> NodeService:
     script = tmp_path / "script.json"
     script.write_text(json.dumps({"default": [{"reply": "hi", "prompt_tokens": 10, "completion_tokens": 5}] * 20}))
     config = GatewayConfig(model=f"scripted:{script}", run_budget=BudgetLimit(**budget))  # type: ignore[arg-type]
-    return NodeService("node-a", config, (0.0, 0))
+    return NodeService("node-a", "sess", config, (0.0, 0))
 
 
 def _call(service: NodeService, job: str) -> None:
