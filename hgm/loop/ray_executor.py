@@ -27,6 +27,7 @@ import os
 import tempfile
 import threading
 import time
+from collections import deque
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -87,7 +88,7 @@ class NodeFleet:
         self._services: dict[str, Any] = {}
         self._spend: dict[str, tuple[float, int]] = {}  # job key -> spend over all its attempts
         self._attempts: dict[str, set[str]] = {}  # job key -> attempts begun
-        self.problems: list[str] = []
+        self.problems: deque[str] = deque(maxlen=50)  # lost nodes, failed collections (logged at the end)
 
     @property
     def nodes(self) -> list[str]:
@@ -348,6 +349,7 @@ def start_ray_jobs(
     gateway_config = run_gateway_config(config.model, api_base=config.api_base, run_usd=config.budget.usd,
                                         attempt_usd=config.agent.attempt_usd, seed=config.seed)
     fleet = NodeFleet(session_id, gateway_config, costs, settings.slot_resource, gateway_env(os.environ))
+    stack.callback(lambda: fleet.problems and run.log_event("ray_problems", {"problems": list(fleet.problems)}))
     stack.callback(fleet.close)
     fleet.refresh()
     fleet.wait_ready()

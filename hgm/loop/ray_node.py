@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -27,7 +28,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from archive.records import EvalRecord, ExpansionRecord
 from sandbox.tracking import TrackingBackend
@@ -252,8 +253,8 @@ class _NodeCosts:
         return ray.get(self.service.provider_failures.remote(key))
 
 
-@functools.lru_cache(maxsize=8)
 def _service(session_id: str, node_id: str) -> tuple[Any, _NodeGateway]:
+    """This node's service, looked up for every job (the head replaces one that died)."""
     import ray
 
     name = service_name(session_id, node_id)
@@ -302,47 +303,59 @@ def _take(service: Any, attempt: str) -> list[CallRecord]:
     return ray.get(service.take.remote(attempt))
 
 
-def evaluate_job(job: EvalJob) -> JobResult:
-    """A Ray task: one evaluation on this node (the one evaluation path, in a scratch directory)."""
-    setup = _setup(job.session)
-    node, service, gateway = _here(job.session)
-    attempt = _begin(service, job.job_key)
-    agent_dir = _agent(job.agent)
+@dataclass(frozen=True)
+class _Attempt:
+    """One attempt of a job on this node: the session's setup, the node's service, scratch space."""
+
+    setup: _WorkerSetup
+    node: str
+    service: Any
+    gateway: _NodeGateway
+    key: str  # the `job` tag of this attempt
+    agent_dir: Path
+    backend: TrackingBackend
+    root: Path  # scratch directory, named as the run (its sandboxes' hgm.run label)
+
+    def result(self, record: Any, files: bytes, **extra: Any) -> JobResult:
+        return JobResult(record, self.key, self.node, files, _take(self.service, self.key), **extra)
+
+
+@contextlib.contextmanager
+def _attempt(session: SessionSpec, job_key: str, agent: AgentRef) -> Iterator[_Attempt]:
+    setup = _setup(session)
+    node, service, gateway = _here(session)
+    key = _begin(service, job_key)
+    agent_dir = _agent(agent)
     backend = TrackingBackend(setup.backend)
-    environments: list[tuple[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="hgm-job-") as tmp:
-        root = Path(tmp) / job.session.run_name  # named as the run: its sandboxes' hgm.run label
-        setup_ = _labelled(eval_setup(setup.config, setup.suite, backend, gateway, _NodeCosts(service), root,
-                                      lambda task, env: environments.append((task.instance_id, env))), job.session)
         try:
-            record = evaluate(setup_, job.node_id, agent_dir, setup.tasks[job.task_id], root / job.out_rel,
-                              {**job.tags, "job": attempt})
+            yield _Attempt(setup, node, service, gateway, key, agent_dir, backend, Path(tmp) / session.run_name)
         finally:
             backend.close_all()
-        files = pack_dir(root / job.out_rel)
-    return JobResult(record, attempt, node, files, _take(service, attempt), environments)
+
+
+def evaluate_job(job: EvalJob) -> JobResult:
+    """A Ray task: one evaluation on this node (the one evaluation path, in a scratch directory)."""
+    environments: list[tuple[str, Any]] = []
+    with _attempt(job.session, job.job_key, job.agent) as at:
+        setup = _labelled(eval_setup(at.setup.config, at.setup.suite, at.backend, at.gateway, _NodeCosts(at.service),
+                                     at.root, lambda task, env: environments.append((task.instance_id, env))),
+                          job.session)
+        record = evaluate(setup, job.node_id, at.agent_dir, at.setup.tasks[job.task_id], at.root / job.out_rel,
+                          {**job.tags, "job": at.key})
+        return at.result(record, pack_dir(at.root / job.out_rel), environments=environments)
 
 
 def expand_job(job: ExpandJob) -> JobResult:
     """A Ray task: one expansion on this node; the child's source comes back in the packed files."""
-    setup = _setup(job.session)
-    node, service, gateway = _here(job.session)
-    attempt = _begin(service, job.job_key)
-    parent_dir = _agent(job.agent)
-    backend = TrackingBackend(setup.backend)
-    costs = _NodeCosts(service)
-    with tempfile.TemporaryDirectory(prefix="hgm-job-") as tmp:
-        root = Path(tmp)
-        views = unpack_eval_views(job.evals_tar, job.evals, root / "parent-evals")
-        work_dir = root / job.work_rel
-        setup_ = _labelled(expand_setup(setup.config, setup.tasks, backend, gateway, job.session.run_name), job.session)
-        try:
-            outcome = expand(setup_, job.parent_id, parent_dir, views, random.Random(job.rng_seed), work_dir,
-                             {**job.tags, "job": attempt}, lambda: costs.job(attempt),
-                             lambda: costs.provider_failures(attempt))
-        finally:
-            backend.close_all()
+    with _attempt(job.session, job.job_key, job.agent) as at:
+        views = unpack_eval_views(job.evals_tar, job.evals, at.root.parent / "parent-evals")
+        work_dir = at.root / job.work_rel
+        setup = _labelled(expand_setup(at.setup.config, at.setup.tasks, at.backend, at.gateway, job.session.run_name),
+                          job.session)
+        costs = _NodeCosts(at.service)
+        outcome = expand(setup, job.parent_id, at.agent_dir, views, random.Random(job.rng_seed), work_dir,
+                         {**job.tags, "job": at.key}, lambda: costs.job(at.key), lambda: costs.provider_failures(at.key))
         child = str(outcome.child_dir.relative_to(work_dir)) if outcome.child_dir is not None else None
-        files = pack_dir(work_dir)
-    return JobResult(outcome.record, attempt, node, files, _take(service, attempt), [], outcome.operator,
-                     outcome.infra, child)
+        return at.result(outcome.record, pack_dir(work_dir), operator=outcome.operator, infra=outcome.infra,
+                         child_rel=child)
