@@ -165,6 +165,27 @@ def test_node_service_refuses_calls_once_the_whole_run_spent_its_cap(tmp_path: P
         service.close()
 
 
+@pytest.mark.docker
+def test_a_session_s_sandboxes_left_by_a_lost_worker_are_removed(tmp_path: Path) -> None:
+    from sandbox.api import SandboxSpec
+    from sandbox.docker_backend import DockerBackend
+
+    from hgm.loop.ray_node import SESSION_LABEL, remove_session_sandboxes
+
+    backend = DockerBackend()
+    left = backend.open(SandboxSpec(labels={SESSION_LABEL: "gone-1", "hgm.purpose": "test"}))
+    other = backend.open(SandboxSpec(labels={SESSION_LABEL: "other-1", "hgm.purpose": "test"}))
+    try:
+        assert remove_session_sandboxes("gone-1") == 1
+        client = backend.client
+        assert not client.api.containers(all=True, filters={"id": left.container_id})
+        assert client.api.containers(all=True, filters={"id": other.container_id})  # another session's stays
+        assert remove_session_sandboxes("gone-1") == 0
+    finally:
+        other.close()
+        left.close()
+
+
 # ------------------------------------------------------------------ head side without a cluster
 
 @pytest.mark.ray
@@ -209,6 +230,7 @@ def test_an_absent_head_is_a_quick_one_line_error() -> None:
 # ------------------------------------------------------------------ on the module's cluster
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_doctor_reports_the_cluster(ray_cluster) -> None:
     env = {**os.environ, **ray_cluster.env}
     done = subprocess.run([sys.executable, "-m", "hgm", "doctor", "--executor", "ray", "--ray-address",
@@ -227,6 +249,7 @@ def test_doctor_reports_the_cluster(ray_cluster) -> None:
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_ctrl_c_twice_cancels_the_ray_jobs_and_records_them_abandoned(tmp_path: Path, ray_cluster,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from hgm.loop.session import run_session
