@@ -179,3 +179,9 @@ def test_ray_worker_killed_mid_evaluation_is_retried_then_ctrl_c_and_resume(tmp_
     assert set(stopped_at) <= set(after)
     sessions = events(run_dir, "session_start")
     assert [s["executor"] for s in sessions] == ["ray", "ray"]
+    conn = sqlite3.connect(f"file:{run_dir / 'hgm.db'}?mode=ro", uri=True)
+    try:
+        statuses = {r[0] for r in conn.execute("SELECT status FROM evaluations")}
+    finally:
+        conn.close()
+    assert "error_infra" not in statuses  # the lost attempt was run again, not counted as a failure
