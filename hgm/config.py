@@ -20,6 +20,9 @@ A TOML file mirrors the model, e.g.::
     test_machinery = "strip"
     [gate]
     max_size_ratio = 1.5
+
+`executor = "ray"` with a `[ray]` table (`address`, `slot_resource`, `max_retries`) runs
+the jobs on a Ray cluster.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 PolicyName = Literal["hgm", "dgm", "greedy", "uniform"]
 DEFAULT_MODEL = "local/smollm2"
 SandboxName = Literal["auto", "docker", "local"]
+ExecutorName = Literal["threads", "ray"]
 
 
 class ConfigError(ValueError):
@@ -222,6 +226,20 @@ class GateConfig(_Frozen):
     max_file_bytes: int = Field(200_000, ge=1000, description="largest file a child may add or change")
 
 
+class RayConfig(_Frozen):
+    """Where `executor = "ray"` runs jobs (see docs/loop.md, "Running on a Ray cluster")."""
+
+    address: str | None = Field(
+        None, description="None: a private one-node cluster on this machine; 'auto': the cluster `ray start` "
+        "joined here; HOST:PORT: that cluster's head"
+    )
+    slot_resource: str = Field(
+        "docker_slots", min_length=1, description="custom resource a job takes one of (nodes offer it with "
+        "`ray start --resources '{\"docker_slots\": N}'`)"
+    )
+    max_retries: int = Field(3, ge=0, le=20, description="Ray retries of a job whose worker or node was lost")
+
+
 class RunConfig(_Frozen):
     """Everything that defines an evolution run."""
 
@@ -232,6 +250,11 @@ class RunConfig(_Frozen):
     api_base: str | None = Field(None, description="OpenAI-compatible server for the model (vLLM, Ollama, llama.cpp)")
     sandbox: SandboxName = "auto"
     workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1, le=256)
+    executor: ExecutorName = Field("threads", description="where jobs run: threads on this machine, or ray tasks")
+    ray: RayConfig = Field(default_factory=RayConfig)
+    registry: str | None = Field(
+        None, description="image registry HOST[:PORT] that task images are pulled from (SWE-bench suites)"
+    )
     seed: int = 0
     seed_evals: int = Field(0, ge=0, description="measure the seed on N tasks before searching")
     grace_period_s: float = Field(60.0, ge=0, description="Ctrl-C: wait this long for work in flight")

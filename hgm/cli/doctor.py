@@ -14,11 +14,11 @@ import sqlite3
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Optional
 
 import typer
 
-from hgm.cli.common import import_optional, print_json
+from hgm.cli.common import fail, import_optional, print_json
 
 BASE_IMAGE = "hgm-base:latest"
 PROVIDER_KEYS = (
@@ -175,6 +175,69 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
+def _fixed(result: CheckResult) -> Callable[[DoctorContext], CheckResult]:
+    return lambda ctx: result
+
+
+def ray_checks(address: str | None, slot_resource: str = "docker_slots") -> list[Check]:
+    """The Ray executor's checks: Ray here, the cluster, and one row per node (versions, Docker, slots).
+
+    Connects once, now (rows are computed before the table is printed).
+    """
+    from hgm.loop import ray_cluster
+
+    version = ray_cluster.ray_version()
+    if version is None:
+        return [Check("ray", _fixed(CheckResult(False, "Ray is not installed", "pip install 'hgm[ray]' here and on every node")))]
+    checks = [Check("ray", _fixed(CheckResult(True, f"Ray {version}")))]
+    if address is None:
+        detail = "no --ray-address: `hgm run --executor ray` starts a private one-node cluster here"
+        return checks + [Check("ray cluster", _fixed(CheckResult(True, detail)))]
+    try:
+        ray_cluster.connect(address, slot_resource=slot_resource, local_slots=0)
+        try:
+            rows = ray_cluster.probe(slot_resource)
+        finally:
+            ray_cluster.disconnect()
+    except ray_cluster.ClusterError as exc:
+        fix = "start the head with `ray start --head`, then pass its address (or auto on a cluster node)"
+        return checks + [Check("ray cluster", _fixed(CheckResult(False, str(exc), fix)))]
+    slots = sum(r["slots"] for r in rows if r["alive"])
+    summary = f"{len(rows)} node(s) at {address}, {slots:g} {slot_resource} in all"
+    cluster = (CheckResult(True, summary) if slots >= 1 else
+               CheckResult(False, summary, ray_cluster.slots_fix(slot_resource)))
+    checks.append(Check("ray cluster", _fixed(cluster)))
+    here = ray_cluster.node_facts()
+    for row in rows:
+        kind = "head" if row["head"] else "node"
+        checks.append(Check(f"ray {kind} {row['address']} {row['node_id'][:8]}", _fixed(_node_result(row, here, slot_resource))))
+    return checks
+
+
+def _node_result(row: Mapping[str, object], here: Mapping[str, object], slot_resource: str) -> CheckResult:
+    """One cluster node: what it offers and runs; a problem when it cannot run hgm's jobs."""
+    if row.get("problem"):
+        return CheckResult(False, str(row["problem"]), "check the node's Ray logs; restart `ray start` there")
+    slots = float(row["slots"])  # type: ignore[arg-type]
+    detail = (f"{slots:g} {slot_resource}, {float(row['cpus']):g} CPUs, Python {row['python']}, Ray {row['ray']}, "  # type: ignore[arg-type]
+              f"hgm {row['hgm']}, Docker {row['docker'] or 'none'}, {'hgm-base present' if row['base_image'] else 'no hgm-base'}")
+    mismatched = [name for name, same in (("Python", _minor(row["python"]) == _minor(here["python"])),
+                                          ("Ray", row["ray"] == here["ray"]), ("hgm", row["hgm"] == here["hgm"])) if not same]
+    if mismatched:
+        return CheckResult(False, detail, f"install the same {', '.join(mismatched)} as here ({here['python']}, Ray "
+                                          f"{here['ray']}, hgm {here['hgm']}) on this node")
+    if slots >= 1 and not row["docker"]:
+        return CheckResult(False, detail, "start Docker on this node (or start it without slots)")
+    if slots >= 1 and not row["base_image"]:
+        return CheckResult(False, detail, "run `hgm sandbox build-base` on this node")
+    return CheckResult(True, detail)
+
+
+def _minor(version: object) -> str:
+    """'3.11.7' -> '3.11' (jobs travel pickled: nodes need the same minor Python)."""
+    return ".".join(str(version).split(".")[:2])
+
+
 def all_checks() -> list[Check]:
     """The built-in checks plus those of every importable module in CHECK_MODULES."""
     checks = list(CHECKS)
@@ -206,10 +269,19 @@ def register(app: typer.Typer) -> None:
     @app.command("doctor")
     def doctor_cmd(
         runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where runs are written (for the disk check)."),
+        executor: str = typer.Option("threads", "--executor", help="threads | ray: with ray, also check the cluster."),
+        ray_address: Optional[str] = typer.Option(
+            None, "--ray-address", metavar="auto|HOST:PORT", help="The Ray cluster to check (its nodes, docker slots, versions)."
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print the checks as JSON."),
     ) -> None:
-        """Check what a run needs (Python, git, Docker, base image, model, keys, disk), with fixes."""
-        rows = run_checks(all_checks(), DoctorContext(runs_dir=runs_dir))
+        """Check what a run needs (Python, git, Docker, base image, model, keys, disk; with --executor ray, the cluster)."""
+        if executor not in ("threads", "ray"):
+            fail(f"--executor must be threads or ray, not {executor!r}")
+        if ray_address is not None and executor != "ray":
+            fail("--ray-address needs --executor ray")
+        checks = all_checks() + (ray_checks(ray_address) if executor == "ray" else [])
+        rows = run_checks(checks, DoctorContext(runs_dir=runs_dir))
         failed = any(r["state"] == "fail" for r in rows)
         if json_out:
             print_json({"ok": not failed, "checks": rows})

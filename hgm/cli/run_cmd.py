@@ -128,6 +128,28 @@ def _session(run: Any, config: Any, workers: int | None, json_out: bool, discard
     return _exit_code(result.outcome.stop_reason)
 
 
+def _check_executor(config: Any) -> None:
+    """Ray settings only with the Ray executor, and Ray installed for it (one line, exit 2)."""
+    if config.executor != "ray":
+        if config.ray.address is not None:
+            fail("--ray-address needs --executor ray")
+        return
+    from hgm.loop.ray_cluster import ray_version
+
+    if ray_version() is None:
+        fail("--executor ray needs Ray on this machine and every node: pip install 'hgm[ray]'")
+
+
+def _where_jobs_run(config: Any, executor: str | None, ray_address: str | None) -> Any:
+    """`hgm resume`'s overrides of where jobs run (they change no result, only where it is made)."""
+    if executor not in (None, "threads", "ray"):
+        fail(f"--executor must be threads or ray, not {executor!r}")
+    ray = config.ray if ray_address is None else config.ray.model_copy(update={"address": ray_address})
+    config = config.model_copy(update={"executor": executor or config.executor, "ray": ray})
+    _check_executor(config)
+    return config
+
+
 def register(app: typer.Typer) -> None:
     @app.command("run")
     def run_cmd(
@@ -164,6 +186,16 @@ def register(app: typer.Typer) -> None:
             help="Patch parts touching test machinery (conftest.py, pytest config, *.pth, hidden test files): "
             "strip (default), reject (scored unresolved) or allow.",
         ),
+        executor: Optional[str] = typer.Option(
+            None, "--executor", help="Where jobs run: threads (this machine, default) or ray (a Ray cluster's Docker hosts)."
+        ),
+        ray_address: Optional[str] = typer.Option(
+            None, "--ray-address", metavar="auto|HOST:PORT",
+            help="With --executor ray: the cluster to join (default: a private one-node cluster on this machine).",
+        ),
+        registry: Optional[str] = typer.Option(
+            None, "--registry", metavar="HOST[:PORT]", help="Pull task images from this registry (SWE-bench suites; as in `hgm suite prepare`)."
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
     ) -> None:
         """Start an evolution run (no options: the offline default on the bundled mini suite)."""
@@ -180,6 +212,9 @@ def register(app: typer.Typer) -> None:
             "seed": seed,
             "seed_evals": seed_evals,
             "sandbox": sandbox,
+            "executor": executor,
+            "ray": {"address": ray_address},
+            "registry": registry,
             "policy": {"name": policy},
             "budget": {"evals": budget_evals, "usd": budget_usd, "wall_clock_s": budget_time},
             "evolve": {"include_test_patch": include_test_patch},
@@ -193,6 +228,7 @@ def register(app: typer.Typer) -> None:
             config = build_config(config_file, overrides)
         except ConfigError as exc:
             fail(str(exc))
+        _check_executor(config)
         target = run_dir or default_run_dir()
         if target.exists() and (not target.is_dir() or any(target.iterdir())):
             fail(f"{target} already exists and is not empty; choose a new --run-dir or `hgm resume {target}`")
@@ -213,8 +249,10 @@ def register(app: typer.Typer) -> None:
         except RunSetupError as exc:
             fail(str(exc))
         typer.echo(f"run directory: {target}", err=True)
+        # with Ray, an unset --workers means "the cluster's slots", not this machine's cores
+        chosen = config.workers if "workers" in config.model_fields_set or config.executor == "threads" else None
         try:
-            code = _session(run, config, None, json_out, discard_on_setup_error=True)
+            code = _session(run, config, chosen, json_out, discard_on_setup_error=True)
         finally:
             run.close()
         raise typer.Exit(code)
@@ -222,7 +260,11 @@ def register(app: typer.Typer) -> None:
     @app.command("resume")
     def resume_cmd(
         run: str = typer.Argument(..., help="Run directory (or its name under ./runs)."),
-        workers: Optional[int] = typer.Option(None, "--workers", help="Parallel workers (default: as configured)."),
+        workers: Optional[int] = typer.Option(None, "--workers", help="Parallel workers (default: as configured; with Ray: the cluster's slots)."),
+        executor: Optional[str] = typer.Option(None, "--executor", help="threads | ray (default: as the run was started)."),
+        ray_address: Optional[str] = typer.Option(
+            None, "--ray-address", metavar="auto|HOST:PORT", help="With Ray: the cluster to join (default: as the run was started)."
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
     ) -> None:
         """Continue a stopped or crashed run with its own config; work in flight is redone."""
@@ -233,6 +275,11 @@ def register(app: typer.Typer) -> None:
             handle, config = open_for_resume(resolve_run_dir(run))
         except RunSetupError as exc:
             fail(str(exc))
+        try:
+            config = _where_jobs_run(config, executor, ray_address)
+        except typer.Exit:
+            handle.close()
+            raise
         try:
             check_model_or_fail(config.model, config.api_base)
         except typer.Exit:

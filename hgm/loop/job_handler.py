@@ -69,7 +69,7 @@ class SandboxJobHandler:
         action = job.action
         assert isinstance(action, Evaluate)
         task = self.expand_setup.tasks[action.task_id]
-        out_dir = self.run_dir / "evals" / f"node{action.node_id}" / f"{_safe(action.task_id)}-{self.job_key(job)}"
+        out_dir = self.run_dir / eval_dir(action.node_id, action.task_id, self.job_key(job))
         tags = self.tags(job, action.node_id, task=action.task_id, purpose="solve")
         return evaluate(self.eval_setup, action.node_id, self.checkouts.get(action.node_id), task, out_dir, tags)
 
@@ -77,27 +77,47 @@ class SandboxJobHandler:
         action = job.action
         assert isinstance(action, Expand)
         parent = action.node_id
-        # seeded by run seed, session number and job number: a rerun with the same seed repeats
-        rng = random.Random(f"{self.seed}-{self.session_index}-{job.id}")
-        work_dir = self.run_dir / "expansions" / f"node{parent}-{self.job_key(job)}"
+        rng = random.Random(expansion_seed(self.seed, self.session_index, job))
+        work_dir = self.run_dir / expansion_dir(parent, self.job_key(job))
         key = self.job_key(job)
         return expand(self.expand_setup, parent, self.checkouts.get(parent), self.eval_views(parent), rng,
                       work_dir, self.tags(job, parent), lambda: self.costs.job(key),
                       lambda: self.costs.provider_failures(key))
 
     def eval_views(self, node_id: int) -> list[EvalView]:
-        """The node's evaluations as lesson picking sees them (artifact paths made absolute)."""
-        return [
-            EvalView(task_id=row["task_id"], status=row["status"], detail=row.get("detail") or "",
-                     trajectory_path=self._abs(row.get("trajectory_path")), log_path=self._abs(row.get("log_path")))
-            for row in self.run.evaluations(node_id)
-        ]
+        return eval_views(self.run, node_id)
 
-    def _abs(self, path: Any) -> str | None:
+
+def eval_views(run: Run, node_id: int) -> list[EvalView]:
+    """The node's evaluations as lesson picking sees them (artifact paths made absolute)."""
+    run_dir = Path(run.path)
+
+    def absolute(path: Any) -> str | None:
         if not path:
             return None
         p = Path(path)
-        return str(p if p.is_absolute() else self.run_dir / p)
+        return str(p if p.is_absolute() else run_dir / p)
+
+    return [
+        EvalView(task_id=row["task_id"], status=row["status"], detail=row.get("detail") or "",
+                 trajectory_path=absolute(row.get("trajectory_path")), log_path=absolute(row.get("log_path")))
+        for row in run.evaluations(node_id)
+    ]
+
+
+def eval_dir(node_id: int, task_id: str, job_key: str) -> Path:
+    """Where an evaluation's artifacts go, relative to the run directory."""
+    return Path("evals") / f"node{node_id}" / f"{_safe(task_id)}-{job_key}"
+
+
+def expansion_dir(parent_id: int, job_key: str) -> Path:
+    """Where an expansion's artifacts go, relative to the run directory."""
+    return Path("expansions") / f"node{parent_id}-{job_key}"
+
+
+def expansion_seed(seed: int, session_index: int, job: Job) -> str:
+    """The seed of an expansion's RNG: run seed, session number and job number, so a rerun repeats."""
+    return f"{seed}-{session_index}-{job.id}"
 
 
 def _safe(text: str) -> str:

@@ -4,7 +4,9 @@
 `resume_run(run_dir)` reopens one with its frozen config. Both then:
 
 1. load the suite's tasks, pick the sandbox backend, start the run's LLM gateway (its
-   spending ledger preloaded with what earlier sessions spent);
+   spending ledger preloaded with what earlier sessions spent); with the Ray executor
+   instead connect to the cluster and start a gateway on every node that offers slots
+   (`hgm.loop.ray_executor`);
 2. rebuild the search state from the archive (every measured evaluation, every node,
    every failed expansion) so nothing finished is redone and no (node, task) pair is
    evaluated twice; work that was in flight when a session died is simply free again.
@@ -80,13 +82,25 @@ def seed_agent_tree(dest: Path) -> Path:
     return dest
 
 
+def open_suite(config: RunConfig) -> Any:
+    """The run's suite, pulling task images from `config.registry` when one is named."""
+    from evaluators.suite import load_suite
+
+    suite = load_suite(config.suite)
+    if config.registry:
+        if not hasattr(suite, "registry"):
+            raise RunSetupError(f"--registry applies to SWE-bench suites; {config.suite!r} is a {suite.kind} suite")
+        suite.registry = config.registry
+    return suite
+
+
 def load_tasks(config: RunConfig) -> tuple[Any, dict[str, Any], list[str]]:
     """(suite, tasks by id in suite order, notes about skipped tasks)."""
-    from evaluators.suite import SuiteError, load_suite
+    from evaluators.suite import SuiteError
     from evaluators.task import TaskError
 
     try:
-        suite = load_suite(config.suite)
+        suite = open_suite(config)
         tasks = suite.select(list(config.tasks) if config.tasks else None)
     except (SuiteError, TaskError, OSError) as exc:
         raise RunSetupError(str(exc)) from None
@@ -245,7 +259,8 @@ def run_session(
     """Run one session on an open, writable run until it ends; the run stays open.
 
     `handler_factory(**parts)` replaces the job handler (benchmarks and tests); it gets the
-    keyword arguments of `SandboxJobHandler`.
+    keyword arguments of `SandboxJobHandler` (of `RayJobHandler` with `executor = "ray"`).
+    With the Ray executor `workers` defaults to the cluster's slots, not `config.workers`.
     """
     suite, tasks, notes = load_tasks(config)
     previous_sessions = len(run.events("session_start"))
@@ -260,15 +275,17 @@ def run_session(
     if config.budget.wall_clock_s is not None:
         wall_left = max(0.0, config.budget.wall_clock_s - elapsed_before)
     with ExitStack() as stack:
-        tracking = TrackingBackend(backend if backend is not None else _backend(config))
-        gateway = _gateway(config, costs, preload)
-        stack.callback(gateway.close)
-        handler = (handler_factory or SandboxJobHandler)(
-            run=run, eval_setup=eval_setup(config, suite, tracking, gateway, costs, run.path, EnvironmentLog(run)),
-            expand_setup=expand_setup(config, tasks, tracking, gateway, run.path.name, gate_settings(run)),
-            costs=costs, backend=tracking,
-            session_id=session, session_index=previous_sessions, seed=config.seed,
-        )
+        if config.executor == "ray":  # jobs run as Ray tasks; everything else stays here
+            from hgm.loop.ray_executor import start_ray_jobs
+
+            handler, backend_name, workers = start_ray_jobs(
+                stack, run=run, config=config, tasks=tasks, costs=costs, session_id=session,
+                session_index=previous_sessions, workers=workers, on_environment=EnvironmentLog(run),
+                handler_factory=handler_factory,
+            )
+        else:
+            handler, backend_name = _local_jobs(stack, run, config, suite, tasks, costs, preload, session,
+                                                previous_sessions, backend, handler_factory)
         limits = ExecutorLimits(
             workers=workers or config.workers,
             budget_usd=config.budget.usd,
@@ -277,7 +294,8 @@ def run_session(
         )
         executor = Executor(scheduler, handler, run, limits, spent=costs.totals, on_tick=on_tick)
         run.log_event("session_start", {
-            "session": session, "workers": limits.workers, "backend": tracking.name, "model": config.model,
+            "session": session, "workers": limits.workers, "backend": backend_name, "model": config.model,
+            "executor": config.executor,
             "evals_done": state.evals_completed, "nodes": state.n_nodes, "notes": notes,
         })
         run.set_status("running")
@@ -296,6 +314,24 @@ def run_session(
     summary["session_elapsed_s"] = round(outcome.elapsed_s, 3)
     summary["budget_evals"] = config.budget.evals
     return SessionResult(outcome, summary, session, notes, executor, handler)
+
+
+def _local_jobs(
+    stack: ExitStack, run: Run, config: RunConfig, suite: Any, tasks: dict[str, Any], costs: CostBook,
+    preload: tuple[float, int], session: str, session_index: int, backend: Any,
+    handler_factory: Callable[..., JobHandler] | None,
+) -> tuple[JobHandler, str]:
+    """The thread executor's job handler: sandboxes on this machine and the run's gateway."""
+    tracking = TrackingBackend(backend if backend is not None else _backend(config))
+    gateway = _gateway(config, costs, preload)
+    stack.callback(gateway.close)
+    handler = (handler_factory or SandboxJobHandler)(
+        run=run, eval_setup=eval_setup(config, suite, tracking, gateway, costs, run.path, EnvironmentLog(run)),
+        expand_setup=expand_setup(config, tasks, tracking, gateway, run.path.name, gate_settings(run)),
+        costs=costs, backend=tracking,
+        session_id=session, session_index=session_index, seed=config.seed,
+    )
+    return handler, tracking.name
 
 
 def eval_setup(

@@ -22,8 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 TASKS = "hgm-mini__iniconf-1,hgm-mini__iniconf-2,hgm-mini__iniconf-3,hgm-mini__iniconf-4,hgm-mini__iniconf-5,hgm-mini__iniconf-6"
 
 
-def hgm(*args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+def hgm(*args: str, timeout: float = 900, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", **(env or {})}
     done = subprocess.run([sys.executable, "-m", "hgm", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=timeout)
     if check and done.returncode != 0:
@@ -40,13 +40,21 @@ def rows(run_dir: Path, sql: str) -> list[tuple]:
 
 
 def evolve(tmp_path: Path, sandbox: str, budget: int = 12, workers: int = 2, seed: int = 0,
-           name: str = "run") -> tuple[Path, dict]:
+           name: str = "run", executor: tuple[str, ...] = (), env: dict[str, str] | None = None) -> tuple[Path, dict]:
     script = write_script(tmp_path / "script.json")
     run_dir = tmp_path / name
     done = hgm("run", "--run-dir", str(run_dir), "--model", f"scripted:{script}", "--sandbox", sandbox,
                "--tasks", TASKS, "--budget-evals", str(budget), "--workers", str(workers),
-               "--seed", str(seed), "--json")
+               "--seed", str(seed), "--json", *executor, env=env)
     return run_dir, json.loads(done.stdout)
+
+
+def executor_options(executor: str, request: pytest.FixtureRequest) -> dict:
+    """`evolve` keyword arguments that run the jobs on `executor` (ray: the module's test cluster)."""
+    if executor == "threads":
+        return {}
+    cluster = request.getfixturevalue("ray_cluster")
+    return {"executor": ("--executor", "ray", "--ray-address", cluster.address), "env": cluster.env}
 
 
 def check_evolved_run(tmp_path: Path, run_dir: Path, summary: dict, budget: int) -> None:
@@ -97,9 +105,13 @@ def test_scripted_evolution_local_sandbox(tmp_path: Path) -> None:
 @pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.docker
-def test_scripted_evolution_docker_sandbox(tmp_path: Path) -> None:
-    run_dir, summary = evolve(tmp_path, "docker")
+@pytest.mark.parametrize("executor", ["threads", pytest.param("ray", marks=pytest.mark.ray)])
+def test_scripted_evolution_docker_sandbox(tmp_path: Path, executor: str, request: pytest.FixtureRequest) -> None:
+    """The same evolution, jobs in threads or as Ray tasks on a worker node: the same archive shape."""
+    run_dir, summary = evolve(tmp_path, "docker", **executor_options(executor, request))
     check_evolved_run(tmp_path, run_dir, summary, 12)
+    sessions = rows(run_dir, "SELECT payload FROM events WHERE kind = 'session_start'")
+    assert json.loads(sessions[0][0])["executor"] == executor
 
 
 def _shape(run_dir: Path) -> tuple:
@@ -126,6 +138,9 @@ def test_bad_options_fail_in_one_line_and_write_nothing(tmp_path: Path) -> None:
         (["--suite", "no-such-suite"], "no-such-suite"),
         (["--config", str(tmp_path / "missing.toml")], "missing.toml"),
         (["--tasks", "no-such-task"], "no-such-task"),
+        (["--ray-address", "auto"], "--ray-address needs --executor ray"),
+        (["--executor", "k8s"], "executor"),
+        (["--registry", "127.0.0.1:5000"], "--registry applies to SWE-bench suites"),
     ):
         done = hgm("run", "--run-dir", str(target), "--model", "scripted:/dev/null", *args, check=False, timeout=120)
         assert done.returncode == 2, (args, done.stderr)

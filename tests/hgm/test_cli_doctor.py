@@ -96,3 +96,34 @@ def test_disk_check_uses_nearest_existing_parent(tmp_path: Path, monkeypatch) ->
 @pytest.mark.docker
 def test_docker_engine_check_passes_when_engine_answers() -> None:
     assert doctor.check_docker(DoctorContext(runs_dir=Path("."))).ok
+
+
+def test_ray_node_rows_name_what_to_fix() -> None:
+    here = {"python": "3.11.7", "ray": "2.60.0", "hgm": "0.1.0"}
+    node = {"slots": 2.0, "cpus": 4.0, "python": "3.11.9", "ray": "2.60.0", "hgm": "0.1.0", "docker": "24.0",
+            "base_image": True}
+    ok = doctor._node_result(node, here, "docker_slots")
+    assert ok.ok and ok.detail.startswith("2 docker_slots, 4 CPUs, Python 3.11.9") and "hgm-base present" in ok.detail
+    older = doctor._node_result({**node, "ray": "2.9.0", "python": "3.12.1"}, here, "docker_slots")
+    assert not older.ok and "Python, Ray" in older.fix
+    assert "start Docker" in doctor._node_result({**node, "docker": None}, here, "docker_slots").fix
+    assert "build-base" in doctor._node_result({**node, "base_image": False}, here, "docker_slots").fix
+    head = doctor._node_result({**node, "slots": 0.0, "docker": None, "base_image": False}, here, "docker_slots")
+    assert head.ok  # a node without slots runs no job: it needs no Docker
+    lost = doctor._node_result({"problem": "did not answer: GetTimeoutError"}, here, "docker_slots")
+    assert not lost.ok and "did not answer" in lost.detail
+
+
+def test_ray_options_are_checked() -> None:
+    result = _doctor("--ray-address", "auto")
+    assert result.exit_code == 2 and "--ray-address needs --executor ray" in result.output
+    result = _doctor("--executor", "k8s")
+    assert result.exit_code == 2 and "threads or ray" in result.output
+
+
+@pytest.mark.ray
+def test_doctor_with_ray_and_no_address_describes_the_private_cluster(tmp_path: Path) -> None:
+    data = json.loads(_doctor("--json", "--executor", "ray", "--runs-dir", str(tmp_path)).stdout)
+    rows = {r["check"]: r for r in data["checks"]}
+    assert rows["ray"]["state"] == "ok" and rows["ray"]["detail"].startswith("Ray ")
+    assert "private one-node cluster" in rows["ray cluster"]["detail"]

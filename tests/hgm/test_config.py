@@ -69,3 +69,18 @@ def test_default_run_dir_is_unique(tmp_path: Path) -> None:
     assert first == tmp_path / "20260102-030405"
     first.mkdir()
     assert default_run_dir(now, tmp_path) == tmp_path / "20260102-030405-2"
+
+
+def test_executor_settings_default_to_threads_and_freeze() -> None:
+    c = build_config()
+    assert c.executor == "threads" and c.ray.address is None and c.ray.slot_resource == "docker_slots"
+    assert c.registry is None
+    ray = build_config(overrides={"executor": "ray", "ray": {"address": "auto", "max_retries": 1},
+                                  "registry": "127.0.0.1:5000"})
+    assert (ray.executor, ray.ray.address, ray.ray.max_retries, ray.registry) == ("ray", "auto", 1, "127.0.0.1:5000")
+    assert config_from_frozen(ray.frozen()) == ray
+    assert "workers" not in ray.model_fields_set  # how `hgm run` knows --workers was left to the cluster
+    for bad, words in (({"executor": "k8s"}, "executor"), ({"ray": {"max_retries": -1}}, "ray.max_retries")):
+        with pytest.raises(ConfigError) as err:
+            build_config(overrides=bad)
+        assert words in str(err.value) and "\n" not in str(err.value)
