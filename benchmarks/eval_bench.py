@@ -4,7 +4,8 @@
 
 Grading alone (no agent): each task's gold patch graded in a fresh sandbox (open,
 put the pristine repository, apply, run eval.sh, parse with swebench, remove). The
-host-side repository snapshots are warmed once before timing. Prints a table and, as
+host-side repository snapshots and each task's environment (its image, found or built
+once per machine) are prepared before timing, as a run does on a task's first use. Prints a table and, as
 the last line, one JSON object with the figures.
 """
 
@@ -57,11 +58,16 @@ def main() -> None:
     for task in tasks:  # warm the host-side snapshots: measure grading, not the first clone
         snapshot(suite.repo_source(task), task.base_commit, suite.cache_dir)
     backend = get_backend(args.backend)
-    figures: dict = {"suite": suite.name, "backend": backend.name, "workers": {}}
+    prepared = time.perf_counter()
+    for task in tasks:  # each task's environment (image built or found once per machine), as a run does first
+        suite.ensure_environment(task, backend)
+    figures: dict = {"suite": suite.name, "backend": backend.name, "workers": {},
+                     "prepare_s": round(time.perf_counter() - prepared, 2)}
     for workers in (int(w) for w in args.workers.split(",")):
         figures["workers"][str(workers)] = run(suite, tasks, backend, workers)
 
-    print(f"grading gold patches: suite {suite.name}, {len(tasks)} tasks, {backend.name} backend")
+    print(f"grading gold patches: suite {suite.name}, {len(tasks)} tasks, {backend.name} backend "
+          f"(environments prepared first in {figures['prepare_s']:.1f} s)")
     print(f"{'workers':>7} {'resolved':>9} {'wall s':>8} {'s/task':>8} {'median s':>9} {'max s':>7}")
     for workers, row in figures["workers"].items():
         print(f"{workers:>7} {row['resolved']:>4}/{row['tasks']:<4} {row['wall_s']:>8.2f} {row['wall_s_per_task']:>8.3f} "

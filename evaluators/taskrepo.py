@@ -186,7 +186,8 @@ class TaskRepoSuite(Suite):
             env = testbed_environment(built, "built", f"from tasks/{task.instance_id}/Dockerfile", backend, client,
                                       cache, on_event, task.instance_id)
             self._pinned.update({built, env.image})
-            cache.prune(client, default_max_bytes(), keep=self._pinned)
+            if cache.added:  # only a new image can push hgm's images over the cap
+                cache.prune(client, default_max_bytes(), keep=self._pinned)
         finally:
             client.close()
         if not env.repo_in_image:

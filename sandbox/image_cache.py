@@ -80,6 +80,7 @@ class ImageCache:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = Path(path) if path else cache_root() / "images.json"
+        self.added = 0  # images this object recorded for the first time: only then can a prune free anything new
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[dict[str, Any]]:
@@ -102,6 +103,8 @@ class ImageCache:
         """Note that hgm pulled (`kind="pulled"`) or built (`"built"`) `image_id` as `ref`."""
         now = time.time()
         with self._locked() as data:
+            if image_id not in data["images"]:
+                self.added += 1
             entry = data["images"].setdefault(image_id, {"refs": [], "kind": kind, "added": now})
             if ref not in entry["refs"]:
                 entry["refs"].append(ref)

@@ -124,3 +124,12 @@ def test_split_ref_keeps_registry_ports() -> None:
         "127.0.0.1:5000/swebench/sweb.eval.x86_64.a", "latest")
     assert split_ref("127.0.0.1:5000/ns/img") == ("127.0.0.1:5000/ns/img", "latest")
     assert split_ref("img:v2") == ("img", "v2")
+
+
+def test_only_a_first_record_counts_as_added(cache: ImageCache, tmp_path) -> None:
+    cache.record("sha256:a", "hgm-task:a", "built")
+    cache.record("sha256:a", "hgm-task:a2", "built")  # another name of the same image
+    assert cache.added == 1
+    again = ImageCache(tmp_path / "images.json")  # a later session finds it recorded: nothing new to prune for
+    again.record("sha256:a", "hgm-task:a", "built")
+    assert again.added == 0
