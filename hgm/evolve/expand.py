@@ -26,7 +26,7 @@ from hgm.evolve.diagnose import PURPOSE as DIAGNOSE_PURPOSE
 from hgm.evolve.diagnose import ChatFn, DiagnosisContext, diagnose
 from hgm.evolve.improve import ImproveError, ImproveLimits, self_improve
 from hgm.evolve.lessons import EvalView, Lesson, pick_lesson
-from hgm.evolve.llm_client import ChatReply, chat
+from hgm.gateway.chat import ChatReply, chat
 from hgm.gateway.access import ModelAccess
 from hgm.gateway.records import PROVIDER_FAILED
 
