@@ -2,7 +2,7 @@
 
 Public API:
     Run.create(run_dir, config, seed_agent_dir) / Run.open(run_dir, writable=False)
-    EvalRecord, ExpansionRecord   what the search loop records
+    EvalRecord, ExpansionRecord   what the search loop records (AttemptRecord: an evaluation's attempts)
     Tree, Node                    read-only in-memory snapshot (Run.tree())
     ArchiveError and subclasses   one-line, user-facing errors
     wilson_interval               interval of a 0/1 success rate (archive.stats)
@@ -21,13 +21,14 @@ from archive.errors import (
     RunLocked,
     UnknownNode,
 )
-from archive.records import EvalRecord, ExpansionRecord
+from archive.records import AttemptRecord, EvalRecord, ExpansionRecord
 from archive.run import EXPORT_FORMATS, Run, RunInfo, validate
 from archive.schema import SCHEMA_VERSION
 from archive.tree import Node, Tree
 
 __all__ = [
     "ArchiveError",
+    "AttemptRecord",
     "CorruptDatabase",
     "DuplicateEvaluation",
     "EXPORT_FORMATS",

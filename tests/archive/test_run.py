@@ -256,12 +256,14 @@ def test_older_schema_is_migrated_by_a_writer(run: Run, monkeypatch) -> None:
 
     path = run.path
     run.close()
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(schema, "MIGRATIONS", {1: "ALTER TABLE nodes ADD COLUMN note TEXT NOT NULL DEFAULT '';"})
+    current = schema.SCHEMA_VERSION
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setattr(schema, "MIGRATIONS", {**schema.MIGRATIONS,
+                                               current: "ALTER TABLE nodes ADD COLUMN note TEXT NOT NULL DEFAULT '';"})
     with Run.open(path) as reader:  # readers do not migrate
         assert "note" not in reader.node(0)
     with Run.open(path, writable=True) as writer:
         assert writer.node(0)["note"] == ""
     conn = sqlite3.connect(path / "hgm.db")
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == current + 1
     conn.close()
