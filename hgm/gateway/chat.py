@@ -71,6 +71,15 @@ def chat(
 
 ChatFn = Callable[[Sequence[Mapping[str, str]]], ChatReply]
 """One model call with the caller's tags already bound; raises LLMCallError."""
+
+
+def gateway_chat(url: str, model: str, timeout: float = 600.0) -> Callable[[Mapping[str, object], int], ChatFn]:
+    """A factory of tagged model calls through the gateway at `url`: `(tags, max_tokens) -> ChatFn`."""
+
+    def factory(tags: Mapping[str, object], max_tokens: int) -> ChatFn:
+        return lambda messages: chat(url, model, messages, tags, max_tokens=max_tokens, timeout=timeout)
+
+    return factory
 T = TypeVar("T")
 _FENCE_RE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
 
