@@ -163,9 +163,9 @@ class SandboxChecker:
             folder = Path(tmp) / "d"
             (folder / "repro_files").mkdir(parents=True)
             (folder / "candidate.patch").write_text(patch, encoding="utf-8", errors="surrogateescape")
-            (folder / "tests.txt").write_text("\n".join(tests))
-            (folder / "repro.txt").write_text("\n".join(c.path for c in scripts))
-            (folder / "compile.txt").write_text("\n".join(c.path for c in changes if c.path.endswith(".py")))
+            for name, lines in (("tests.txt", tests), ("repro.txt", [c.path for c in scripts]),
+                                ("compile.txt", [c.path for c in changes if c.path.endswith(".py")])):
+                (folder / name).write_text("".join(f"{line}\n" for line in lines))  # `read` needs the last newline
             (folder / "check.sh").write_text(SCRIPT)
             for script in scripts:
                 target = folder / "repro_files" / script.path
