@@ -168,7 +168,8 @@ def register(app: typer.Typer) -> None:
             shown = [r for r in rows if r["id"] in keep]
         table = Table(
             title=f"{Path(info.path).name}: {info.status}, {info.nodes} nodes, {info.evaluations} evaluations",
-            caption=f"mean = own resolved rate [95% Wilson interval]; * = the node this run ships ({best['rule'] if best else '-'} rule)",
+            caption=f"mean = own resolved rate [95% Wilson interval]; * = the node this run ships ({best['rule'] if best else '-'} rule)"
+                    "; (+ node N) = second parent of a recombination",
         )
         for col, justify in (
             ("node", "left"), ("parent", "right"), ("evals", "right"), ("mean [95%]", "left"),
@@ -187,7 +188,7 @@ def register(app: typer.Typer) -> None:
                 _fmt_mean(r["mean"], r["ci95"]),
                 clade,
                 r["status"],
-                r["operator"],
+                r["operator"] + (f" (+ node {r['second_parent']})" if r.get("second_parent") is not None else ""),
             )
         console = _console()
         console.print(settings_line(run_settings(config)))
