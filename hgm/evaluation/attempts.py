@@ -271,8 +271,12 @@ class AttemptEvolution:
 
     def _choose(self) -> Choice:
         judge = None
-        if self.policy.judge and not self.stop_reason():
-            judge = self.chat_for(JUDGE_PURPOSE, None)
+        if self.policy.judge:
+            skip = self.stop_reason()
+            if skip:
+                self.note(None, "judge_skipped", skip)
+            else:
+                judge = self.chat_for(JUDGE_PURPOSE, None)
         ran = [a for a in self.attempts if a.run is not None]
         choice = choose({a.index: a.features for a in ran}, judge=judge, problem=self.problem,
                         summaries={a.index: a.summary for a in ran}, patches={a.index: a.patch for a in ran})

@@ -10,20 +10,11 @@ on its evaluation budget like any other.
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
 from scripted import write_script
-from test_run_e2e import TASKS, hgm
-
-
-def rows(run_dir: Path, sql: str) -> list[tuple]:
-    conn = sqlite3.connect(f"file:{run_dir / 'hgm.db'}?mode=ro", uri=True)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
+from test_run_e2e import TASKS, hgm, rows
 
 
 @pytest.mark.e2e
