@@ -228,3 +228,18 @@ def test_budgets_stop_the_generations(tmp_path: Path) -> None:
     outcome = evo.run()
     assert 1 <= len(outcome.attempts) < 15 and "token budget" in outcome.stopped
     assert any(json.loads(line)["event"] == "stopped" for line in (tmp_path / "attempts" / "log.jsonl").read_text().splitlines())
+
+
+def test_the_judge_reads_summaries_and_its_failure_is_logged(tmp_path: Path) -> None:
+    patches = [patch_for("calc.py", "x", "GOOD"), patch_for("calc.py", "y", "GOOD")]
+    model = Model({"summarize": [SUMMARY], "judge": [json.dumps({"best": 2, "reason": "cleaner"})]})
+    evo, _ = evolution(tmp_path / "ok", model, patches, AttemptsPolicy(attempts=2, generations=1, judge=True))
+    outcome = evo.run()
+    assert (outcome.choice.selected, outcome.choice.by) == (2, "judge")
+    assert "edited calc.add" in model.sent("judge")[0]  # the judge reads the attempts' summaries
+    broken = Model({"summarize": [SUMMARY], "judge": [LLMCallError("refused", 402)]})
+    evo, _ = evolution(tmp_path / "bad", broken, patches, AttemptsPolicy(attempts=2, generations=1, judge=True))
+    outcome = evo.run()
+    assert outcome.choice.by == "ranking (judge failed)" and len(broken.sent("judge")) == 1  # 402: no retry
+    log = (tmp_path / "bad" / "attempts" / "log.jsonl").read_text()
+    assert "judge_failed" in log and "refused" in log
