@@ -142,7 +142,21 @@ def test_two_generations_select_a_checked_patch_and_hidden_tests_reach_only_the_
     assert {"solve", "select"} <= {p for p, _ in recorder.seen}
 
 
-def test_checks_tell_broken_candidates_apart(suite, backend) -> None:
+@pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker)])
+def check_backend(request, backend, require_or_skip):
+    if request.param == "local":
+        return backend
+    from sandbox import docker_unavailable_reason, get_backend
+
+    if reason := docker_unavailable_reason():
+        require_or_skip("HGM_REQUIRE_DOCKER", reason)
+    return get_backend("docker")
+
+
+def test_checks_tell_broken_candidates_apart(calc_suite_dir: Path, check_backend) -> None:
+    backend = check_backend
+    suite = load_suite(calc_suite_dir)
+    suite.use_backend(backend)
     task = next(t for t in suite.tasks() if t.instance_id == "calc-1")
     checker = SandboxChecker(backend, suite, task, suite.ensure_environment(task, backend), CheckLimits(test_timeout_s=60))
     fix = task.patch  # applies, compiles, keeps test_mean green
