@@ -188,14 +188,18 @@ def register(app: typer.Typer) -> None:
         shape = f", {evaluation.attempts} x {evaluation.generations} attempts" if evaluation.several else ""
         table = Table(title=f"{Path(agent).name} on {suite.name} ({model}, {sandbox.name} backend{shape})")
         table.add_column("task", no_wrap=True)
-        for column in ("outcome", "seconds", "tokens", "cost", "detail"):
+        columns = ("outcome", "seconds", "tokens", "cost", *(("selected",) if evaluation.several else ()), "detail")
+        for column in columns:
             table.add_column(column)
         for r in rows:
             style = _outcome_style(r["outcome"])
+            chosen = [a for a in r.get("attempts", []) if a["selected"]]
+            selected = (f"{chosen[0]['index']} of {len(r['attempts'])} ({chosen[0]['operator']})",) if chosen else (
+                ("-",) if evaluation.several else ())
             table.add_row(r["task"], f"[{style}]{r['outcome']}[/]", f"{r['seconds']:.1f}", str(r["tokens"]),
-                          f"${r['cost']:.4f}", r["detail"][:60])
+                          f"${r['cost']:.4f}", *selected, r["detail"][:60])
         for task_id, reason in skipped.items():
-            table.add_row(task_id, "[yellow]skipped[/]", "-", "-", "-", reason or "")
+            table.add_row(task_id, "[yellow]skipped[/]", *["-"] * (len(columns) - 2), reason or "")
         console = Console()
         console.print(table)
         if measured:
