@@ -25,14 +25,21 @@ from typing import Any, Callable, Protocol
 
 from archive.records import AttemptRecord
 
-from hgm.evaluation.guidance import MAX_BRIEFS, AttemptBrief, variant, write_guidance
+from hgm.evaluation.guidance import MAX_BRIEFS, OPERATORS, AttemptBrief, variant, write_guidance
+from hgm.evaluation.guidance import SCHEMA as GUIDANCE_SCHEMA
 from hgm.evaluation.patches import file_changes, source_lines
 from hgm.evaluation.run_agent import AgentRun
-from hgm.evaluation.selection import JUDGE_PURPOSE, Choice, Features, agreement, choose, rank
+from hgm.evaluation.selection import JUDGE_PURPOSE, JUDGE_SCHEMA, Choice, Features, agreement, choose, rank
 from hgm.evaluation.summary import PURPOSE as SUMMARY_PURPOSE
+from hgm.evaluation.summary import SCHEMA as SUMMARY_SCHEMA
 from hgm.evaluation.summary import summarize_attempt
 from hgm.evaluation.transcript import clip
 from hgm.gateway.chat import ChatFn
+
+# the JSON shape of the reply of each purpose of hgm's own calls
+REPLY_SCHEMAS: dict[str, dict[str, Any]] = {SUMMARY_PURPOSE: SUMMARY_SCHEMA, JUDGE_PURPOSE: JUDGE_SCHEMA,
+                                             **{op: GUIDANCE_SCHEMA for op in OPERATORS}}
+
 
 @dataclass(frozen=True)
 class AttemptsPolicy:

@@ -39,16 +39,13 @@ from evaluators.suite import TESTBED, Environment, Suite
 from evaluators.task import Task
 from sandbox.api import Backend, Limits, SandboxSpec
 
-from hgm.evaluation.attempts import AttemptEvolution, AttemptsOutcome, AttemptsPolicy
+from hgm.evaluation.attempts import REPLY_SCHEMAS, AttemptEvolution, AttemptsOutcome, AttemptsPolicy
 from hgm.evaluation.checks import CheckLimits, SandboxChecker
 from hgm.evaluation.run_agent import AgentLimits, AgentRun, run_agent
 from hgm.gateway.access import ModelAccess
-from hgm.gateway.chat import ChatFn
+from hgm.gateway.chat import ChatFactory
 from hgm.gateway.costs import CostBook
 from hgm.gateway.records import PROVIDER_FAILED
-
-# (tags, max_tokens) -> one model call through the run's gateway, tagged
-ChatFactory = Callable[[Mapping[str, object], int], ChatFn]
 
 
 @dataclass(frozen=True)
@@ -75,7 +72,7 @@ class EvalSetup:
     # told how each task's environment was obtained (pulled, built, fallback, ...)
     on_environment: Callable[[Task, Environment], None] | None = None
     attempts: AttemptsPolicy = field(default_factory=AttemptsPolicy)  # 1 x 1: one attempt, as always
-    chat: ChatFactory | None = None  # hgm's own calls (needed when attempts.several)
+    chat: ChatFactory | None = None  # hgm's own JSON-reply calls (needed when attempts.several)
 
 
 def evaluate(
@@ -141,7 +138,7 @@ def _evolve(setup: EvalSetup, agent_dir: Path, task: Task, out_dir: Path, tags: 
         solve=lambda guidance, index: _solve(setup, agent_dir, task, {**tags, "attempt": f"{job}.{index}"}, guidance),
         checker=checker,
         chat_for=lambda purpose, index: chat({**tags, "purpose": purpose, **({"attempt": f"{job}.{index}"} if index else {})},
-                                             policy.reply_tokens),
+                                             policy.reply_tokens, REPLY_SCHEMAS.get(purpose)),
         spent=lambda: setup.costs.job(job),
         out_dir=out_dir,
         broken=lambda: bool(setup.costs.provider_failures(job)),

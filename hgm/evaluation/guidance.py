@@ -34,6 +34,8 @@ VARIANTS = (
     "Read the existing tests of the affected module first to learn the intended behaviour; then fix the "
     "code and run those tests.",
 )
+SCHEMA = {"type": "object", "required": ["guidance"],
+          "properties": {"guidance": {"type": "string", "minLength": 20, "maxLength": 900}}}
 _FORMAT = ('Reply with ONE JSON object only: {"guidance": "<at most 150 words addressed to the agent: '
            'what to do first, what to avoid, how to check the fix>"}')
 _TASKS = {

@@ -20,6 +20,8 @@ from hgm.gateway.chat import Answer, ChatFn, ask_json, extract_json
 
 JUDGE_PURPOSE = "judge"
 JUDGE_SHORTLIST = 4
+JUDGE_SCHEMA = {"type": "object", "required": ["best", "reason"],
+                "properties": {"best": {"type": "integer"}, "reason": {"type": "string", "maxLength": 300}}}
 # own reproduction script: fails before and passes after > none written / did not reproduce > not fixed
 REPRO_SCORE = {"fail_pass": 2, "none": 1, "pass_pass": 1, "fail_fail": 0, "pass_fail": 0}
 

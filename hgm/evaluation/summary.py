@@ -24,6 +24,12 @@ from hgm.gateway.chat import ChatFn, ask_json, extract_json
 PURPOSE = "summarize"
 FIELD_CHARS = 400  # each text field of a summary
 MAX_FILES = 12
+_TEXT = {"type": "string", "maxLength": 240}
+# the reply's shape (local models decode under it: bounded strings always fit the reply size)
+SCHEMA = {"type": "object", "required": ["approach", "files", "key_changes", "strategy", "assumptions", "checks"],
+          "properties": {"approach": _TEXT, "files": {"type": "array", "maxItems": 8,
+                                                       "items": {"type": "string", "maxLength": 100}},
+                         "key_changes": _TEXT, "strategy": _TEXT, "assumptions": _TEXT, "checks": _TEXT}}
 
 _FORMAT = """Reply with ONE JSON object only, with these fields:
 - "approach": how the agent went about the task, in one or two sentences;

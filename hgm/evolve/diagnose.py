@@ -21,6 +21,11 @@ from hgm.evolve.lessons import Lesson
 from hgm.gateway.chat import ChatFn, ask_json, extract_json
 
 PURPOSE = "diagnose"
+_FIELD = {"type": "string", "maxLength": 300}
+# the reply's shape (local models decode under it)
+SCHEMA = {"type": "object", "properties": {name: _FIELD for name in (
+    "log_summary", "what_went_wrong", "improvement_proposal", "implementation_plan", "problem_description")},
+    "required": ["log_summary", "what_went_wrong", "improvement_proposal", "implementation_plan", "problem_description"]}
 CONTRACT_NOTE = (
     "Constraints: the agent must stay Python-stdlib only and import nothing outside its "
     "own package; keep the command line `python -m agent solve|improve --problem FILE "

@@ -27,12 +27,13 @@ from sandbox.api import Backend
 from hgm.config import EvolveConfig
 from hgm.evolve.context import clip, grading_report, read_text, render_trajectory, source_excerpt
 from hgm.evolve.diagnose import PURPOSE as DIAGNOSE_PURPOSE
+from hgm.evolve.diagnose import SCHEMA as DIAGNOSIS_SCHEMA
 from hgm.evolve.diagnose import ChatFn, DiagnosisContext, diagnose
 from hgm.evolve.improve import ImproveError, ImproveLimits, self_improve
 from hgm.evolve.lessons import EvalView, Lesson, pick_lesson
 from hgm.evolve.merge import merge_sources, unresolved
 from hgm.evolve.operators import Peers, choose_operator, common_ancestor, pick_partner, recombine_problem, refine_problem
-from hgm.gateway.chat import ChatReply, chat
+from hgm.gateway.chat import ChatReply, chat, json_format
 from hgm.gateway.access import ModelAccess
 from hgm.gateway.records import PROVIDER_FAILED
 
@@ -216,7 +217,7 @@ def diagnosis_context(setup: ExpandSetup, lesson: Lesson, parent_dir: Path) -> D
 
 def _chat_fn(setup: ExpandSetup, tags: Mapping[str, object]) -> ChatFn:
     def call(messages: Any) -> ChatReply:
-        return chat(setup.gateway_url, setup.alias, messages, tags,
-                    max_tokens=setup.evolve.diagnose_max_tokens, timeout=setup.diagnose_timeout_s)
+        return chat(setup.gateway_url, setup.alias, messages, tags, max_tokens=setup.evolve.diagnose_max_tokens,
+                    timeout=setup.diagnose_timeout_s, response_format=json_format(DIAGNOSIS_SCHEMA))
 
     return call

@@ -40,11 +40,13 @@ def chat(
     max_tokens: int | None = None,
     temperature: float | None = None,
     timeout: float = 600.0,
+    response_format: Mapping[str, object] | None = None,
 ) -> ChatReply:
     """One chat-completions call through the gateway; raise LLMCallError on any failure."""
     if url.startswith("unix:"):
         url = url[len("unix:") :]
-    params = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature)) if v is not None}
+    params = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature),
+                                ("response_format", response_format)) if v is not None}
     try:
         status, body = client.chat(
             url, [dict(m) for m in messages], model=model,
@@ -73,11 +75,22 @@ ChatFn = Callable[[Sequence[Mapping[str, str]]], ChatReply]
 """One model call with the caller's tags already bound; raises LLMCallError."""
 
 
-def gateway_chat(url: str, model: str, timeout: float = 600.0) -> Callable[[Mapping[str, object], int], ChatFn]:
-    """A factory of tagged model calls through the gateway at `url`: `(tags, max_tokens) -> ChatFn`."""
+def json_format(schema: Mapping[str, object] | None = None) -> dict[str, object]:
+    """The `response_format` of a call that wants a JSON reply (matching `schema` when given)."""
+    if schema is None:
+        return {"type": "json_object"}
+    return {"type": "json_schema", "json_schema": {"name": "reply", "schema": dict(schema)}}
 
-    def factory(tags: Mapping[str, object], max_tokens: int) -> ChatFn:
-        return lambda messages: chat(url, model, messages, tags, max_tokens=max_tokens, timeout=timeout)
+
+ChatFactory = Callable[[Mapping[str, object], int, "Mapping[str, object] | None"], ChatFn]
+
+
+def gateway_chat(url: str, model: str, timeout: float = 600.0) -> ChatFactory:
+    """A factory of tagged JSON-reply calls through the gateway at `url`: `(tags, max_tokens, schema) -> ChatFn`."""
+
+    def factory(tags: Mapping[str, object], max_tokens: int, schema: Mapping[str, object] | None = None) -> ChatFn:
+        return lambda messages: chat(url, model, messages, tags, max_tokens=max_tokens, timeout=timeout,
+                                     response_format=json_format(schema))
 
     return factory
 T = TypeVar("T")
