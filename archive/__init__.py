@@ -2,7 +2,7 @@
 
 Public API:
     Run.create(run_dir, config, seed_agent_dir) / Run.open(run_dir, writable=False)
-    EvalRecord, ExpansionRecord   what the search loop records
+    EvalRecord, ExpansionRecord   what the search loop records (AttemptRecord: an evaluation's attempts)
     AdmissionRecord               the gate's decision on a child (a ledger row)
     Tree, Node                    read-only in-memory snapshot (Run.tree())
     ArchiveError and subclasses   one-line, user-facing errors
@@ -22,7 +22,7 @@ from archive.errors import (
     RunLocked,
     UnknownNode,
 )
-from archive.records import AdmissionRecord, EvalRecord, ExpansionRecord
+from archive.records import AdmissionRecord, AttemptRecord, EvalRecord, ExpansionRecord
 from archive.run import EXPORT_FORMATS, Run, RunInfo, validate
 from archive.schema import SCHEMA_VERSION
 from archive.tree import Node, Tree
@@ -30,6 +30,7 @@ from archive.tree import Node, Tree
 __all__ = [
     "AdmissionRecord",
     "ArchiveError",
+    "AttemptRecord",
     "CorruptDatabase",
     "DuplicateEvaluation",
     "EXPORT_FORMATS",

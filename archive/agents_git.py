@@ -66,8 +66,13 @@ class AgentStore:
     def _env(self, **extra: str) -> dict[str, str]:
         return {**IDENTITY, "GIT_DIR": str(self.git_dir.resolve()), **extra}
 
-    def add_version(self, node_id: int, tree_dir: Path, parent_commit: str | None, message: str) -> str:
-        """Commit the files under `tree_dir` on branch node/<node_id>; return the commit sha."""
+    def add_version(
+        self, node_id: int, tree_dir: Path, parent_commit: str | list[str] | None, message: str
+    ) -> str:
+        """Commit the files under `tree_dir` on branch node/<node_id>; return the commit sha.
+
+        Several parent commits (a recombined version) make a merge commit.
+        """
         tree_dir = Path(tree_dir).resolve()
         if not tree_dir.is_dir():
             raise FileNotFoundError(f"agent directory {tree_dir} does not exist")
@@ -77,7 +82,8 @@ class AgentStore:
                 worker = git.Git(str(tree_dir))
                 worker.add("--all", env=env)
                 tree = worker.write_tree(env=env)
-                parents = ["-p", parent_commit] if parent_commit else []
+                commits = [parent_commit] if isinstance(parent_commit, str) else list(parent_commit or [])
+                parents = [arg for c in commits for arg in ("-p", c)]
                 commit = worker.commit_tree(tree, *parents, "-m", message, env=env)
             self.repo.git.update_ref(branch(node_id), commit)
         return commit

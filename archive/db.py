@@ -67,7 +67,8 @@ def inspect(db_path: Path) -> int:
             f"{db_path} has schema version {version}, newer than this hgm understands "
             f"({schema.SCHEMA_VERSION}); upgrade hgm to open this run"
         )
-    missing = [t for t in schema.REQUIRED_TABLES if t not in tables]
+    required = [*schema.REQUIRED_TABLES, *(t for t, since in schema.TABLES_SINCE.items() if version >= since)]
+    missing = [t for t in required if t not in tables]
     if missing:
         raise CorruptDatabase(
             f"{db_path} lacks table(s) {', '.join(missing)}; restore it from a backup or start a new run"

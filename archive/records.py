@@ -1,5 +1,5 @@
-"""Plain records written to the archive: one finished evaluation, one expansion attempt,
-one admission decision of the gate."""
+"""Plain records written to the archive: one finished evaluation (with its attempts), one
+expansion attempt, one admission decision of the gate."""
 
 from __future__ import annotations
 
@@ -8,7 +8,47 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from archive.schema import EVAL_STATUSES, EXPANSION_STATUSES, UNMEASURED_EVAL_STATUSES
+from archive.schema import ATTEMPT_OPERATORS, EVAL_STATUSES, EXPANSION_STATUSES, UNMEASURED_EVAL_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One agent attempt of an evaluation that made several: how it came about, what the
+    selection saw of it, and whether it was the one graded."""
+
+    index: int  # 1-based, in the order the attempts ran
+    generation: int
+    operator: str  # sample | revise | recombine | refine
+    parents: tuple[int, ...] = ()  # the attempts (by index) its guidance was written from
+    selected: bool = False
+    exit_reason: str = ""
+    tokens: int = 0
+    cost_usd: float = 0.0
+    agent_s: float | None = None
+    patch_path: str | None = None
+    trajectory_path: str | None = None
+    guidance: str = ""
+    summary: Mapping[str, Any] = field(default_factory=dict)
+    features: Mapping[str, Any] = field(default_factory=dict)
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if self.operator not in ATTEMPT_OPERATORS:
+            raise ValueError(f"unknown attempt operator {self.operator!r}; expected one of {', '.join(ATTEMPT_OPERATORS)}")
+
+    def row(self, evaluation_id: int) -> tuple:
+        return (
+            evaluation_id, self.index, self.generation, self.operator, json.dumps(list(self.parents)),
+            int(self.selected), self.exit_reason, self.tokens, self.cost_usd, self.agent_s, self.patch_path,
+            self.trajectory_path, self.guidance, json.dumps(dict(self.summary), default=str),
+            json.dumps(dict(self.features), default=str), self.detail,
+        )
+
+
+ATTEMPT_COLUMNS = (
+    "evaluation_id, idx, generation, operator, parents, selected, exit_reason, tokens, cost_usd, agent_s, "
+    "patch_path, trajectory_path, guidance, summary, features, detail"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +75,7 @@ class EvalRecord:
     log_path: str | None = None
     detail: str = ""
     flags: tuple[str, ...] = ()
+    attempts: tuple[AttemptRecord, ...] = ()  # every attempt when the evaluation made several
 
     def __post_init__(self) -> None:
         if any(not f or " " in f for f in self.flags):
@@ -76,6 +117,8 @@ class ExpansionRecord:
     finished: float = field(default_factory=time.time)
     lesson: str = ""
     diagnosis: str = ""
+    operator: str = ""  # revise | recombine | refine ('' before operators were recorded)
+    second_parent_id: int | None = None  # recombine: the other parent
 
     def __post_init__(self) -> None:
         if self.status not in EXPANSION_STATUSES:
@@ -85,10 +128,14 @@ class ExpansionRecord:
         return (
             self.parent_id, self.child_id if child_id is None else child_id, self.status, self.reason,
             self.cost_usd, self.tokens, self.started, self.finished, self.lesson, self.diagnosis,
+            self.operator, self.second_parent_id,
         )
 
 
-EXPANSION_COLUMNS = "parent_id, child_id, status, reason, cost_usd, tokens, started, finished, lesson, diagnosis"
+EXPANSION_COLUMNS = (
+    "parent_id, child_id, status, reason, cost_usd, tokens, started, finished, lesson, diagnosis, "
+    "operator, second_parent_id"
+)
 
 
 @dataclass(frozen=True, slots=True)

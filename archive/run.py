@@ -37,6 +37,7 @@ from archive.errors import (
 )
 from archive.lock import RunLock, holder_pid, pid_alive
 from archive.records import (
+    ATTEMPT_COLUMNS,
     EVAL_COLUMNS,
     EXPANSION_COLUMNS,
     LEDGER_COLUMNS,
@@ -393,6 +394,29 @@ class Run:
             row["producer"] = json.loads(row["producer"])
         return rows
 
+    def attempts(self, evaluation_id: int | None = None) -> list[dict[str, Any]]:
+        """Attempt rows (all, or one evaluation's) in order, JSON columns decoded.
+
+        Empty for evaluations made with one attempt, and for runs older than attempts.
+        """
+        if not self._has_table("attempts"):
+            return []
+        if evaluation_id is None:
+            rows = self._read_all("SELECT * FROM attempts ORDER BY evaluation_id, idx")
+        else:
+            rows = self._read_all("SELECT * FROM attempts WHERE evaluation_id = ? ORDER BY idx", (evaluation_id,))
+        for row in rows:
+            for key in ("parents", "summary", "features"):
+                try:
+                    row[key] = json.loads(row[key]) if row[key] else ({} if key != "parents" else [])
+                except json.JSONDecodeError:
+                    pass  # kept as text: shown as written
+            row["selected"] = bool(row["selected"])
+        return rows
+
+    def _has_table(self, name: str) -> bool:
+        return self._read_one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)) is not None
+
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Logged events (payload decoded), optionally of one kind."""
         sql, params = "SELECT * FROM events ORDER BY id", ()
@@ -465,23 +489,34 @@ class Run:
         self._require_writable()
         try:
             with self._mutex, db.transaction(self._conn):
-                cur = self._conn.execute(f"INSERT INTO evaluations ({EVAL_COLUMNS}) VALUES ({_marks(EVAL_COLUMNS)})", record.row())
+                row_id = self._insert_eval(record)
                 self._conn.execute("UPDATE run SET updated = ? WHERE id = 1", (record.finished,))
         except sqlite3.IntegrityError as exc:
             raise self._integrity(exc, record.node_id, record.task_id) from exc
+        return row_id
+
+    def _insert_eval(self, record: EvalRecord) -> int:
+        """The evaluation's row and its attempts' rows (inside the caller's transaction)."""
+        cur = self._conn.execute(_INSERT_EVAL, record.row())
+        if record.attempts:
+            self._conn.executemany(_INSERT_ATTEMPT, [a.row(cur.lastrowid) for a in record.attempts])
         return cur.lastrowid
 
     def record_evals(self, records: Iterable[EvalRecord]) -> int:
         """Store many evaluations in one transaction (bulk import, benchmarks); returns the count."""
         self._require_writable()
-        rows = [r.row() for r in records]
+        records = list(records)
         try:
             with self._mutex, db.transaction(self._conn):
-                self._conn.executemany(f"INSERT INTO evaluations ({EVAL_COLUMNS}) VALUES ({_marks(EVAL_COLUMNS)})", rows)
+                if any(r.attempts for r in records):
+                    for record in records:
+                        self._insert_eval(record)
+                else:  # the fast path for bulk imports
+                    self._conn.executemany(_INSERT_EVAL, [r.row() for r in records])
                 self._conn.execute("UPDATE run SET updated = ? WHERE id = 1", (time.time(),))
         except sqlite3.IntegrityError as exc:
             raise self._integrity(exc, None, None) from exc
-        return len(rows)
+        return len(records)
 
     def record_expansion(self, record: ExpansionRecord, *, admission: AdmissionRecord | None = None) -> int:
         """Store one finished expansion attempt (failed or abandoned ones; see `add_node`).
@@ -496,9 +531,7 @@ class Run:
             raise ValueError("a failed expansion's admission must be a rejection of a child of the same parent")
         try:
             with self._mutex, db.transaction(self._conn):
-                cur = self._conn.execute(
-                    f"INSERT INTO expansions ({EXPANSION_COLUMNS}) VALUES ({_marks(EXPANSION_COLUMNS)})", record.row()
-                )
+                cur = self._conn.execute(_INSERT_EXPANSION, record.row())
                 if admission is not None:
                     self._insert_admission(admission, None, "", cur.lastrowid)
                 self._conn.execute("UPDATE run SET updated = ? WHERE id = 1", (record.finished,))
@@ -517,40 +550,49 @@ class Run:
         expansion: ExpansionRecord | None = None,
         admission: AdmissionRecord | None = None,
         status: str = "active",
+        second_parent_id: int | None = None,
     ) -> int:
         """Commit `agent_dir` as a child of `parent_id` and add its node row; returns the new id.
 
         Git first (branch node/<id>), then the DB row, the successful `expansion` record and
         the gate's `admission` decision (ledger) if given, in one transaction. A crash
         between the two leaves a branch without a row, which the next writable open prunes.
-        Text is stored as given: redact secrets before calling.
+        Text is stored as given: redact secrets before calling. A recombined child has a
+        second parent (`second_parent_id`, else the expansion's): its commit is a merge of
+        both parents' commits, while the tree stays a tree by `parent_id`.
         """
         self._require_writable()
         if expansion is not None and (expansion.status != "ok" or expansion.parent_id != parent_id):
             raise ValueError("the expansion of a new node must have status 'ok' and the same parent")
         if admission is not None and (admission.decision != "accepted" or admission.parent_id != parent_id):
             raise ValueError("a new node's admission must be an acceptance by the same parent")
+        if second_parent_id is None and expansion is not None:
+            second_parent_id = expansion.second_parent_id
         with self._mutex:
             parent = self._read_one("SELECT commit_sha FROM nodes WHERE id = ?", (parent_id,))
             if parent is None:
                 raise UnknownNode(f"run {self.path} has no node {parent_id} to expand")
+            parents = [parent[0]]
+            if second_parent_id is not None:
+                second = self._read_one("SELECT commit_sha FROM nodes WHERE id = ?", (second_parent_id,))
+                if second is None or second_parent_id == parent_id:
+                    raise UnknownNode(f"run {self.path} has no node {second_parent_id} to be a second parent")
+                parents.append(second[0])
             (node_id,) = self._read_one("SELECT COALESCE(MAX(id), -1) + 1 FROM nodes")
-            message = f"node {node_id}: {operator or 'child'} of node {parent_id}"
-            commit = self.agents.add_version(node_id, Path(agent_dir), parent[0], message)
+            also = f" and node {second_parent_id}" if second_parent_id is not None else ""
+            message = f"node {node_id}: {operator or 'child'} of node {parent_id}{also}"
+            commit = self.agents.add_version(node_id, Path(agent_dir), parents, message)
             try:
                 now = time.time()
                 with db.transaction(self._conn):
                     self._conn.execute(
-                        "INSERT INTO nodes (id, parent_id, commit_sha, created, status, operator, lesson, diagnosis)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (node_id, parent_id, commit, now, status, operator, lesson, diagnosis),
+                        "INSERT INTO nodes (id, parent_id, commit_sha, created, status, operator, lesson, diagnosis,"
+                        " second_parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (node_id, parent_id, commit, now, status, operator, lesson, diagnosis, second_parent_id),
                     )
                     expansion_id = None
                     if expansion is not None:
-                        expansion_id = self._conn.execute(
-                            f"INSERT INTO expansions ({EXPANSION_COLUMNS}) VALUES ({_marks(EXPANSION_COLUMNS)})",
-                            expansion.row(node_id),
-                        ).lastrowid
+                        expansion_id = self._conn.execute(_INSERT_EXPANSION, expansion.row(node_id)).lastrowid
                     if admission is not None:
                         self._insert_admission(admission, node_id, commit, expansion_id)
                     self._conn.execute("UPDATE run SET updated = ? WHERE id = 1", (now,))
@@ -568,7 +610,7 @@ class Run:
         if parent is None:
             raise UnknownNode(f"run {self.path} has no node {admission.parent_id}")
         self._conn.execute(
-            f"INSERT INTO ledger ({LEDGER_COLUMNS}) VALUES ({_marks(LEDGER_COLUMNS)})",
+            _INSERT_LEDGER,
             admission.row(parent[0], child_id, child_commit, expansion_id),
         )
 
@@ -727,9 +769,18 @@ def _corrupt(run_dir: Path, exc: Exception) -> CorruptDatabase:
     return CorruptDatabase(f"{Path(run_dir) / DB_NAME} is unreadable ({exc}); restore it from a backup or start a new run")
 
 
-def _marks(columns: str) -> str:
-    """One `?` per column of a comma-separated column list."""
-    return ", ".join("?" * len(columns.split(",")))
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+def _insert(table: str, columns: str) -> str:
+    return f"INSERT INTO {table} ({columns}) VALUES ({_marks(columns.count(',') + 1)})"
+
+
+_INSERT_EVAL = _insert("evaluations", EVAL_COLUMNS)
+_INSERT_EXPANSION = _insert("expansions", EXPANSION_COLUMNS)
+_INSERT_ATTEMPT = _insert("attempts", ATTEMPT_COLUMNS)
+_INSERT_LEDGER = _insert("ledger", LEDGER_COLUMNS)
 
 
 def _where(*conditions: tuple[str, Any]) -> tuple[str, tuple]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x48474D31  # "HGM1"
 
 RUN_STATUSES = ("running", "stopped", "finished", "crashed")
@@ -32,6 +32,8 @@ LEDGER_KINDS = ("admission", "retirement")
 LEDGER_DECISIONS = ("accepted", "rejected", "retired")
 RETIRED_NODE_STATUS = "retired"
 REQUIRED_TABLES = ("run", "nodes", "evaluations", "expansions", "llm_calls", "events")
+TABLES_SINCE = {"ledger": 2, "attempts": 3}  # tables a database of at least that version must have
+ATTEMPT_OPERATORS = ("sample", "revise", "recombine", "refine")
 
 
 def _quoted(values: tuple[str, ...]) -> str:
@@ -85,7 +87,8 @@ CREATE TABLE nodes (
     status    TEXT NOT NULL DEFAULT 'active',
     operator  TEXT NOT NULL DEFAULT '',
     lesson    TEXT NOT NULL DEFAULT '',
-    diagnosis TEXT NOT NULL DEFAULT ''
+    diagnosis TEXT NOT NULL DEFAULT '',
+    second_parent_id INTEGER REFERENCES nodes(id)  -- recombine: the other parent (the tree is by parent_id)
 );
 CREATE INDEX nodes_parent ON nodes(parent_id);
 
@@ -126,6 +129,8 @@ CREATE TABLE expansions (
     finished  REAL NOT NULL,
     lesson    TEXT NOT NULL DEFAULT '',
     diagnosis TEXT NOT NULL DEFAULT '',
+    operator  TEXT NOT NULL DEFAULT '',
+    second_parent_id INTEGER REFERENCES nodes(id),
     CHECK ((child_id IS NOT NULL) = (status = 'ok'))
 );
 CREATE INDEX expansions_parent ON expansions(parent_id);
@@ -153,6 +158,33 @@ CREATE TABLE events (
     payload TEXT NOT NULL DEFAULT '{{}}'
 );
 {LEDGER_DDL}"""
+
+# Every attempt of an evaluation with several attempts (hgm.evaluation.attempts); the
+# evaluation row holds the graded outcome of the selected one.
+ATTEMPTS_DDL = f"""
+CREATE TABLE attempts (
+    id              INTEGER PRIMARY KEY,
+    evaluation_id   INTEGER NOT NULL REFERENCES evaluations(id),
+    idx             INTEGER NOT NULL,            -- 1-based, in the order the attempts ran
+    generation      INTEGER NOT NULL,
+    operator        TEXT NOT NULL CHECK (operator IN ({_quoted(ATTEMPT_OPERATORS)})),
+    parents         TEXT NOT NULL DEFAULT '[]',  -- JSON list of the idx this attempt built on
+    selected        INTEGER NOT NULL DEFAULT 0 CHECK (selected IN (0, 1)),
+    exit_reason     TEXT NOT NULL DEFAULT '',
+    tokens          INTEGER NOT NULL DEFAULT 0,
+    cost_usd        REAL NOT NULL DEFAULT 0,
+    agent_s         REAL,
+    patch_path      TEXT,
+    trajectory_path TEXT,
+    guidance        TEXT NOT NULL DEFAULT '',
+    summary         TEXT NOT NULL DEFAULT '',    -- JSON
+    features        TEXT NOT NULL DEFAULT '{{}}',  -- JSON: the selection features
+    detail          TEXT NOT NULL DEFAULT '',    -- what went wrong on the way (summary, operator, checks)
+    UNIQUE (evaluation_id, idx)
+);
+CREATE INDEX attempts_evaluation ON attempts(evaluation_id);
+"""
+DDL += ATTEMPTS_DDL
 
 # MIGRATIONS[v] upgrades a database from version v to v + 1 (SQL script). Each script is
 # written out in full as of its version (never built from the current DDL), so a later
@@ -211,7 +243,18 @@ CREATE TABLE ledger (
 CREATE INDEX ledger_node ON ledger(node_id);
 CREATE INDEX ledger_parent ON ledger(parent_id);
 """,
+    # 2 -> 3: trajectory evolution (second parent of a recombined node, operator of every
+    # expansion attempt, the attempts of an evaluation)
+    2: "ALTER TABLE nodes ADD COLUMN second_parent_id INTEGER REFERENCES nodes(id);\n"
+       "ALTER TABLE expansions ADD COLUMN operator TEXT NOT NULL DEFAULT '';\n"
+       "ALTER TABLE expansions ADD COLUMN second_parent_id INTEGER REFERENCES nodes(id);\n"
+       + ATTEMPTS_DDL,
 }
+
+
+def has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
+    """Whether `table` has `column` (a run of an older version opened read-only may lack it)."""
+    return any(row[1] == column for row in conn.execute(f"PRAGMA table_info({table})"))
 
 
 def create_schema(conn: sqlite3.Connection) -> None:

@@ -15,6 +15,8 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from archive.schema import has_column
+
 
 @dataclass(slots=True)
 class Node:
@@ -30,6 +32,7 @@ class Node:
     evals: list[int] = field(default_factory=list)
     machinery: int = 0  # evaluations whose patch touched test machinery (stripped, rejected or allowed)
     contaminated: int = 0  # evaluations where hidden test material showed up (not scored)
+    second_parent_id: int | None = None  # recombine: the other parent (a link, not a tree edge)
 
     @property
     def successes(self) -> int:
@@ -112,10 +115,11 @@ def build_tree(conn: sqlite3.Connection, *, with_flags: bool = True) -> Tree:
     """
     nodes: dict[int, Node] = {}
     root_id = None
-    for node_id, parent_id, commit, created, status, operator in conn.execute(
-        "SELECT id, parent_id, commit_sha, created, status, operator FROM nodes ORDER BY id"
+    second = "second_parent_id" if has_column(conn, "nodes", "second_parent_id") else "NULL"
+    for node_id, parent_id, commit, created, status, operator, second_parent_id in conn.execute(
+        f"SELECT id, parent_id, commit_sha, created, status, operator, {second} FROM nodes ORDER BY id"
     ):
-        nodes[node_id] = Node(node_id, parent_id, commit, created, status, operator)
+        nodes[node_id] = Node(node_id, parent_id, commit, created, status, operator, second_parent_id=second_parent_id)
         if parent_id is None and root_id is None:
             root_id = node_id
     for node in nodes.values():

@@ -20,6 +20,12 @@ A TOML file mirrors the model, e.g.::
     test_machinery = "strip"
     [gate]
     max_size_ratio = 1.5
+    [evaluation]          # trajectory evolution per task (default: one attempt)
+    preset = "evolve"     # 5 attempts x 3 generations
+    [evolve.operators]    # the operator mix of expansions (default: revise only)
+    revise = 2
+    recombine = 1
+    refine = 1
 
 `executor = "ray"` with a `[ray]` table (`address`, `slot_resource`, `max_retries`) runs
 the jobs on a Ray cluster.
@@ -33,7 +39,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PolicyName = Literal["hgm", "dgm", "greedy", "uniform"]
 DEFAULT_MODEL = "local/smollm2"
@@ -182,8 +188,21 @@ class AgentConfig(_Frozen):
     attempt_usd: float | None = Field(None, gt=0, description="dollars one attempt (evaluation or expansion) may spend")
 
 
+EXPANSION_OPERATORS = ("revise", "recombine", "refine")
+
+
 class EvolveConfig(_Frozen):
-    """How an expansion (self-improvement) is done."""
+    """How an expansion (self-improvement) is done.
+
+    `operators` weighs the operator each expansion draws: `revise` (diagnose a failure of
+    the chosen version and let it improve itself), `recombine` (merge it with a strong
+    version outside its lineage) and `refine` (make it cheaper on what it already solves).
+    """
+
+    operators: dict[str, float] = Field(
+        default_factory=lambda: {"revise": 1.0},
+        description="operator weights, e.g. {revise = 2, recombine = 1, refine = 1}",
+    )
 
     include_test_patch: bool = Field(
         False, description="show the hidden test patch to the diagnosis (leaks task tests)"
@@ -197,6 +216,16 @@ class EvolveConfig(_Frozen):
         None, ge=0, description="agent source excerpt size (None: 2500 for local models, else 12000)"
     )
 
+    @field_validator("operators")
+    @classmethod
+    def _known_operators(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(EXPANSION_OPERATORS))
+        if unknown:
+            raise ValueError(f"unknown operator(s) {', '.join(unknown)}; use {', '.join(EXPANSION_OPERATORS)}")
+        if any(w < 0 for w in value.values()) or sum(value.values()) <= 0:
+            raise ValueError("operator weights must be >= 0 with a positive sum")
+        return value
+
     def budgets(self, model: str) -> tuple[int, int]:
         """(diagnosis excerpt chars, source excerpt chars) for `model`: small local models
         have a 4k-token context and read slowly, so they get far smaller excerpts."""
@@ -204,6 +233,54 @@ class EvolveConfig(_Frozen):
         diag = self.diagnose_max_chars if self.diagnose_max_chars is not None else (3000 if local else 12_000)
         source = self.source_max_chars if self.source_max_chars is not None else (2500 if local else 12_000)
         return diag, source
+
+EVALUATION_PRESETS: dict[str, dict[str, int]] = {
+    "single": {"attempts": 1, "generations": 1},  # today's behaviour: one attempt, graded
+    "evolve": {"attempts": 5, "generations": 3},  # SE-Agent / EvoScale-style: 5 attempts x 3 generations
+}
+
+
+class EvaluationConfig(_Frozen):
+    """How one task evaluation is made: attempts evolved over generations, one selected.
+
+    The first generation runs `attempts` attempts (the first as the agent would alone, the
+    others with strategy variants); each further generation runs `attempts` new ones whose
+    guidance an operator (revise, recombine, refine) wrote from summaries of the earlier
+    ones. Selection sees only what the agent may see; only the selected patch is graded.
+    `preset` fills attempts and generations that are not given (`evolve`: 5 x 3).
+    """
+
+    preset: Literal["single", "evolve"] | None = None
+    attempts: int = Field(1, ge=1, le=50, description="attempts per generation")
+    generations: int = Field(1, ge=1, le=20, description="generations (1: independent attempts, best-of-N)")
+    max_tokens: int | None = Field(
+        None, ge=1, description="tokens one evaluation may use: all attempts and hgm's own calls (hard)"
+    )
+    max_usd: float | None = Field(None, gt=0, description="dollars one evaluation may spend, all attempts (hard)")
+    judge: bool = Field(False, description="let the model pick among the best candidates (listwise)")
+    run_tests: bool = Field(True, description="selection runs the repository's tests near the patch")
+    summary_max_chars: int | None = Field(
+        None, ge=500, description="trajectory excerpt a summary reads (None: 3000 for local models, else 12000)"
+    )
+    summary_max_tokens: int = Field(400, ge=64, description="reply size of summary, operator and judge calls")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("preset") in EVALUATION_PRESETS:
+            return {**EVALUATION_PRESETS[data["preset"]], **data}
+        return data
+
+    @property
+    def several(self) -> bool:
+        """Whether evaluations make more than one attempt (else: exactly today's single attempt)."""
+        return self.attempts * self.generations > 1
+
+    def summary_chars(self, model: str) -> int:
+        if self.summary_max_chars is not None:
+            return self.summary_max_chars
+        return 3000 if model.startswith("local/") else 12_000
+
 
 class GradingConfig(_Frozen):
     """How patches are graded."""
@@ -264,6 +341,7 @@ class RunConfig(_Frozen):
     evolve: EvolveConfig = Field(default_factory=EvolveConfig)
     grading: GradingConfig = Field(default_factory=GradingConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 
     @model_validator(mode="before")
     @classmethod

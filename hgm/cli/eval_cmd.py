@@ -51,6 +51,18 @@ def _stage_agent(agent: str, dest: Path) -> Path:
     return dest
 
 
+def attempts_summary(attempts: Any) -> dict[str, Any]:
+    """Per-task JSON fields of an evaluation that made several attempts ({} when it made one)."""
+    if not attempts:
+        return {}
+    selected = next((a for a in attempts if a.selected), None)
+    return {"attempts": [{"index": a.index, "generation": a.generation, "operator": a.operator,
+                          "parents": list(a.parents), "exit_reason": a.exit_reason, "tokens": a.tokens,
+                          "selected": a.selected, "valid": bool(a.features.get("valid")), "detail": a.detail}
+                         for a in attempts],
+            "selected": selected.index if selected else None}
+
+
 def register(app: typer.Typer) -> None:
     """Add `hgm eval` (`hgm suite ...` lives in hgm.cli.suite_cmd)."""
 
@@ -67,7 +79,17 @@ def register(app: typer.Typer) -> None:
         max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Agent steps per task (default: the profile's)."),
         solve_timeout: Optional[float] = typer.Option(None, "--solve-timeout", help="Seconds the agent may run per task."),
         test_timeout: Optional[float] = typer.Option(None, "--test-timeout", help="Seconds per test run in grading."),
-        attempt_usd: Optional[float] = typer.Option(None, "--attempt-usd", help="Dollars one task attempt may spend."),
+        attempt_usd: Optional[float] = typer.Option(None, "--attempt-usd", help="Dollars one agent attempt may spend."),
+        attempts: Optional[int] = typer.Option(None, "--attempts", min=1, help="Attempts per generation (default 1)."),
+        generations: Optional[int] = typer.Option(
+            None, "--generations", min=1,
+            help="Generations of attempts (default 1). Later generations get guidance that operators (revise, "
+                 "recombine, refine) wrote from the earlier attempts; one patch is selected without the hidden "
+                 "tests and graded."),
+        preset: Optional[str] = typer.Option(None, "--preset", help="single (1 x 1) or evolve (5 attempts x 3 generations)."),
+        judge: bool = typer.Option(False, "--judge", help="Let the model pick among the best few candidates."),
+        eval_tokens: Optional[int] = typer.Option(None, "--eval-tokens", min=1, help="Tokens one task evaluation may use, all attempts (hard)."),
+        eval_usd: Optional[float] = typer.Option(None, "--eval-usd", help="Dollars one task evaluation may spend, all attempts (hard)."),
         test_machinery: str = typer.Option(
             "strip", "--test-machinery",
             help="Patch parts touching test machinery (conftest.py, pytest config, *.pth, hidden test files): "
@@ -95,11 +117,14 @@ def register(app: typer.Typer) -> None:
         from hgm.config import ConfigError, build_config
 
         try:  # the same limits `hgm run` would give this model
-            agent_limits = build_config(overrides={"model": model, "agent": {
+            config = build_config(overrides={"model": model, "agent": {
                 "profile": agent_profile, "solve_step_limit": max_steps, "solve_timeout_s": solve_timeout,
-                "test_timeout_s": test_timeout, "attempt_usd": attempt_usd}}).agent
+                "test_timeout_s": test_timeout, "attempt_usd": attempt_usd}, "evaluation": {
+                "preset": preset, "attempts": attempts, "generations": generations, "judge": judge or None,
+                "max_tokens": eval_tokens, "max_usd": eval_usd}})
         except ConfigError as exc:
             fail(str(exc))
+        agent_limits, evaluation = config.agent, config.evaluation
         from hgm.cli.run_cmd import check_model_or_fail
 
         check_model_or_fail(model, api_base)
@@ -113,14 +138,18 @@ def register(app: typer.Typer) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         agent_dir = _stage_agent(agent, out_dir / ".agent-stage" / "src")
 
+        from hgm.evaluation.attempts import AttemptsPolicy
         from hgm.evaluation.evaluate import EvalSetup, SolveLimits, evaluate
         from hgm.gateway import start_gateway
+        from hgm.gateway.chat import gateway_chat
         from hgm.gateway.config import run_gateway_config
         from hgm.gateway.costs import CostBook
 
         costs = CostBook()
         try:
-            gateway = start_gateway(run_gateway_config(model, api_base=api_base, attempt_usd=agent_limits.attempt_usd), costs)
+            gateway = start_gateway(run_gateway_config(
+                model, api_base=api_base, attempt_usd=agent_limits.attempt_usd,
+                evaluation_tokens=evaluation.max_tokens, evaluation_usd=evaluation.max_usd), costs)
         except ValueError as exc:
             fail(f"--model {model}: {exc}")
         limits = SolveLimits(max_steps=agent_limits.solve_step_limit, solve_timeout_s=agent_limits.solve_timeout_s,
@@ -131,7 +160,9 @@ def register(app: typer.Typer) -> None:
             environments[task.instance_id] = environment.describe()
 
         setup = EvalSetup(backend=sandbox, suite=suite, access=gateway.access, costs=costs, limits=limits, root=out_dir,
-                          on_environment=note_environment, test_machinery=test_machinery)
+                          on_environment=note_environment, test_machinery=test_machinery,
+                          attempts=AttemptsPolicy.from_config(evaluation, model),
+                          chat=gateway_chat(gateway.url, gateway.config.alias, agent_limits.solve_timeout_s))
 
         rows: list[dict[str, Any]] = []
         with gateway, progress_bar() as progress:
@@ -145,7 +176,8 @@ def register(app: typer.Typer) -> None:
                         "environment": environments.get(task.instance_id, ""),
                         "flags": list(record.flags),
                         "seconds": round(record.total_s or 0.0, 2), "tokens": record.tokens,
-                        "cost": round(record.cost_usd, 6), "artifacts": str(out_dir / task.instance_id)}
+                        "cost": round(record.cost_usd, 6), "artifacts": str(out_dir / task.instance_id),
+                        **attempts_summary(record.attempts)}
 
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 rows = list(pool.map(one, runnable))
@@ -154,7 +186,7 @@ def register(app: typer.Typer) -> None:
         low, high = wilson_interval(resolved, len(measured))
         summary = {
             "suite": suite.name, "agent": agent, "model": model, "api_base": api_base, "backend": sandbox.name,
-            "agent_limits": agent_limits.model_dump(mode="json"),
+            "agent_limits": agent_limits.model_dump(mode="json"), "evaluation": evaluation.model_dump(mode="json"),
             "tasks": rows, "skipped": skipped, "measured": len(measured), "resolved": resolved,
             "resolve_rate": resolved / len(measured) if measured else None, "ci95": [low, high],
             "infra_errors": sum(r["outcome"] == Outcome.ERROR_INFRA.value for r in rows),
@@ -166,16 +198,21 @@ def register(app: typer.Typer) -> None:
         if json_out:
             print_json(summary)
             return
-        table = Table(title=f"{Path(agent).name} on {suite.name} ({model}, {sandbox.name} backend)")
+        shape = f", {evaluation.attempts} x {evaluation.generations} attempts" if evaluation.several else ""
+        table = Table(title=f"{Path(agent).name} on {suite.name} ({model}, {sandbox.name} backend{shape})")
         table.add_column("task", no_wrap=True)
-        for column in ("outcome", "seconds", "tokens", "cost", "detail"):
+        columns = ("outcome", "seconds", "tokens", "cost", *(("selected",) if evaluation.several else ()), "detail")
+        for column in columns:
             table.add_column(column)
         for r in rows:
             style = _outcome_style(r["outcome"])
+            chosen = [a for a in r.get("attempts", []) if a["selected"]]
+            selected = (f"{chosen[0]['index']} of {len(r['attempts'])} ({chosen[0]['operator']})",) if chosen else (
+                ("-",) if evaluation.several else ())
             table.add_row(r["task"], f"[{style}]{r['outcome']}[/]", f"{r['seconds']:.1f}", str(r["tokens"]),
-                          f"${r['cost']:.4f}", r["detail"][:60])
+                          f"${r['cost']:.4f}", *selected, r["detail"][:60])
         for task_id, reason in skipped.items():
-            table.add_row(task_id, "[yellow]skipped[/]", "-", "-", "-", reason or "")
+            table.add_row(task_id, "[yellow]skipped[/]", *["-"] * (len(columns) - 2), reason or "")
         console = Console()
         console.print(table)
         if measured:

@@ -177,7 +177,7 @@ def register(app: typer.Typer) -> None:
         improve_steps: Optional[int] = typer.Option(None, "--improve-steps", help="Agent steps per self-improvement (default: the profile's)."),
         solve_timeout: Optional[float] = typer.Option(None, "--solve-timeout", help="Seconds an agent may take on a task."),
         test_timeout: Optional[float] = typer.Option(None, "--test-timeout", help="Seconds per test run (grading and the agent's own tests)."),
-        attempt_usd: Optional[float] = typer.Option(None, "--attempt-usd", help="Dollars one evaluation or expansion may spend."),
+        attempt_usd: Optional[float] = typer.Option(None, "--attempt-usd", help="Dollars one agent attempt (of an evaluation) or one expansion may spend."),
         include_test_patch: Optional[bool] = typer.Option(
             None, "--include-test-patch/--no-test-patch", help="Show hidden tests to the diagnosis (leaks them)."
         ),

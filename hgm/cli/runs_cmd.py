@@ -243,7 +243,7 @@ def register(app: typer.Typer) -> None:
         table = Table(
             title=f"{Path(info.path).name}: {info.status}, {info.nodes} nodes, {info.evaluations} evaluations",
             caption="mean = own resolved rate [95% Wilson interval]; * = the node this run ships "
-            f"({_chosen_by(best)})",
+            f"({_chosen_by(best)}); (+ node N) = second parent of a recombination",
         )
         for col, justify in (
             ("node", "left"), ("parent", "right"), ("evals", "right"), ("mean [95%]", "left"),
@@ -262,7 +262,7 @@ def register(app: typer.Typer) -> None:
                 _fmt_mean(r["mean"], r["ci95"]),
                 clade,
                 r["status"],
-                r["operator"],
+                r["operator"] + (f" (+ node {r['second_parent']})" if r.get("second_parent") is not None else ""),
                 _guards_text(r),
             )
         console = _console()

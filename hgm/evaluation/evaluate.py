@@ -16,8 +16,18 @@
    Dollars and tokens come from the gateway's cost book (the call tag `job`), not from
    what the agent claims.
 
-Artifacts (patch, trajectory, agent result and log, test log, grading report) are kept in
-`out_dir`; their paths are stored relative to `EvalSetup.root`.
+With an attempts policy of more than one attempt (`EvalSetup.attempts`), step 1 becomes
+`hgm.evaluation.attempts`: attempts evolved over generations, checked without the hidden
+tests, one selected; only the selected patch is graded in step 2, and every attempt comes
+back in the record (`EvalRecord.attempts`). The agent's calls of attempt N carry the tag
+`attempt=<job>.N` (the gateway's per-attempt dollar cap) and every call of the evaluation
+`evaluation=<job>` (its token and dollar caps); hgm's own calls for it are tagged with
+their `purpose` (summarize, revise, recombine, refine: also with the attempt they serve;
+judge).
+
+Artifacts (patch, trajectory, agent result and log, test log, grading report; with several
+attempts also `attempts/`) are kept in `out_dir`; their paths are stored relative to
+`EvalSetup.root`.
 """
 
 from __future__ import annotations
@@ -36,8 +46,11 @@ from evaluators.suite import TESTBED, Environment, Suite
 from evaluators.task import Task
 from sandbox.api import Backend, Limits, SandboxSpec
 
+from hgm.evaluation.attempts import REPLY_SCHEMAS, AttemptEvolution, AttemptsOutcome, AttemptsPolicy
+from hgm.evaluation.checks import CheckLimits, SandboxChecker
 from hgm.evaluation.run_agent import AgentLimits, AgentRun, run_agent
 from hgm.gateway.access import ModelAccess
+from hgm.gateway.chat import ChatFactory
 from hgm.gateway.costs import CostBook
 from hgm.gateway.records import PROVIDER_FAILED
 from hgm.gateway.redact import Redactor
@@ -68,6 +81,8 @@ class EvalSetup:
     on_environment: Callable[[Task, Environment], None] | None = None
     test_machinery: str = DEFAULT_MODE  # strip | reject | allow (evaluators.machinery)
     redact: Callable[[str], str] = field(default_factory=Redactor.from_environ)  # the gateway's secrets
+    attempts: AttemptsPolicy = field(default_factory=AttemptsPolicy)  # 1 x 1: one attempt, as always
+    chat: ChatFactory | None = None  # hgm's own JSON-reply calls (needed when attempts.several)
 
 
 def evaluate(
@@ -79,22 +94,30 @@ def evaluate(
     """
     started, t0 = time.time(), time.monotonic()
     out_dir.mkdir(parents=True, exist_ok=True)
-    base = {"node_id": node_id, "task_id": task.instance_id, "started": started}
+    job = str(tags.get("job") or task.instance_id)
+    tags = {**tags, "job": job, "evaluation": job}
+    base: dict[str, Any] = {"node_id": node_id, "task_id": task.instance_id, "started": started}
 
     def record(status: str, detail: str, **extra: Any) -> EvalRecord:
-        cost, tokens = setup.costs.job(str(tags.get("job", "")))
+        cost, tokens = setup.costs.job(job)
         return EvalRecord(**base, status=status, detail=setup.redact(detail), cost_usd=cost, tokens=tokens,
                           total_s=time.monotonic() - t0, **extra)
 
     try:
-        run = _solve(setup, agent_dir, task, tags)
+        if setup.attempts.several:
+            outcome = _evolve(setup, agent_dir, task, out_dir, tags)
+            run = outcome.selected.run
+            assert run is not None
+            base["attempts"] = outcome.records(lambda p: _rel(setup.root, p))
+        else:
+            run = _solve(setup, agent_dir, task, {**tags, "attempt": f"{job}.1"})
     except Exception as exc:  # noqa: BLE001 - sandbox, engine or suite failure: not the agent's doing
         return record("error_infra", f"agent sandbox failed: {exc.__class__.__name__}: {exc}"[:2000])
     run = run.redacted(setup.redact)
     run.save(out_dir)
     paths = {"trajectory_path": _rel(setup.root, out_dir / "trajectory.jsonl")}
     agent_log = {"log_path": _rel(setup.root, out_dir / "agent.log")}
-    failures = setup.costs.provider_failures(str(tags.get("job", "")))
+    failures = setup.costs.provider_failures(job)
     if failures:  # the agent met a provider failure: not a measurement of the agent
         return record("error_infra", f"{PROVIDER_FAILED}: {failures[-1]}"[:2000], agent_s=run.duration,
                       **agent_log, **paths)
@@ -127,13 +150,45 @@ def contamination(task: Task, run: AgentRun) -> str | None:
     return None
 
 
-def _solve(setup: EvalSetup, agent_dir: Path, task: Task, tags: Mapping[str, object]) -> AgentRun:
-    access = setup.access(tags)
-    limits = setup.limits
-    # the task's image (pulled or built once when missing) and its activated environment
+def _evolve(setup: EvalSetup, agent_dir: Path, task: Task, out_dir: Path, tags: Mapping[str, object]) -> AttemptsOutcome:
+    """Several attempts, evolved and checked; the outcome names the one to grade."""
+    if setup.chat is None:
+        raise ValueError("an evaluation with several attempts needs EvalSetup.chat (the gateway's model calls)")
+    chat, job, limits, policy = setup.chat, str(tags["job"]), setup.limits, setup.attempts
+    checker = SandboxChecker(
+        setup.backend, setup.suite, task, _environment(setup, task),
+        CheckLimits(test_timeout_s=limits.test_timeout_s, sandbox_limits=limits.sandbox_limits, labels=limits.labels),
+        run_tests=policy.run_tests,
+    )
+    evolution = AttemptEvolution(
+        policy, task.problem_statement,
+        # each attempt redacted before anything of it is kept or summarised
+        solve=lambda guidance, index: _solve(setup, agent_dir, task, {**tags, "attempt": f"{job}.{index}"},
+                                             guidance).redacted(setup.redact),
+        checker=checker,
+        chat_for=lambda purpose, index: chat({**tags, "purpose": purpose, **({"attempt": f"{job}.{index}"} if index else {})},
+                                             policy.reply_tokens, REPLY_SCHEMAS.get(purpose)),
+        spent=lambda: setup.costs.job(job),
+        out_dir=out_dir,
+        broken=lambda: bool(setup.costs.provider_failures(job)),
+    )
+    return evolution.run()
+
+
+def _environment(setup: EvalSetup, task: Task) -> Environment:
+    """The task's image (pulled or built once when missing) and its activated environment."""
     environment = setup.suite.ensure_environment(task, setup.backend)
     if setup.on_environment is not None:
         setup.on_environment(task, environment)
+    return environment
+
+
+def _solve(
+    setup: EvalSetup, agent_dir: Path, task: Task, tags: Mapping[str, object], guidance: str | None = None
+) -> AgentRun:
+    access = setup.access(tags)
+    limits = setup.limits
+    environment = _environment(setup, task)
     spec = SandboxSpec(
         image=environment.image,
         mounts=tuple(access.mounts),
@@ -144,7 +199,8 @@ def _solve(setup: EvalSetup, agent_dir: Path, task: Task, tags: Mapping[str, obj
     with setup.backend.open(spec) as session:
         testbed = setup.suite.prepare(session, task, TESTBED)
         return run_agent(session, environment.python or setup.backend.python, agent_dir, "solve",
-                         task.problem_statement, testbed, AgentLimits(limits.max_steps, limits.solve_timeout_s))
+                         task.problem_statement, testbed, AgentLimits(limits.max_steps, limits.solve_timeout_s),
+                         guidance=guidance)
 
 
 def _rel(root: Path | None, path: Path) -> str:

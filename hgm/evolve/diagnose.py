@@ -13,25 +13,25 @@ weak model keeps the search expanding.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from hgm.evolve.lessons import Lesson
-from hgm.evolve.llm_client import ChatReply, LLMCallError
+from hgm.gateway.chat import ChatFn, ask_json, extract_json
 
 PURPOSE = "diagnose"
+_FIELD = {"type": "string", "maxLength": 300}
+# the reply's shape (local models decode under it)
+SCHEMA = {"type": "object", "properties": {name: _FIELD for name in (
+    "log_summary", "what_went_wrong", "improvement_proposal", "implementation_plan", "problem_description")},
+    "required": ["log_summary", "what_went_wrong", "improvement_proposal", "implementation_plan", "problem_description"]}
 CONTRACT_NOTE = (
     "Constraints: the agent must stay Python-stdlib only and import nothing outside its "
     "own package; keep the command line `python -m agent solve|improve --problem FILE "
     "--repo DIR --out DIR` working; do not edit agent/tests/test_contract*.py; the agent's "
     "own tests (`python -m unittest discover -s agent/tests -t .`) must still pass."
 )
-
-ChatFn = Callable[[Sequence[Mapping[str, str]]], ChatReply]
-
 
 class DiagnosisReply(BaseModel):
     """The JSON the diagnosis model must return (reference field names accepted too)."""
@@ -142,25 +142,6 @@ def build_messages(ctx: DiagnosisContext) -> list[dict[str, str]]:
     return [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(parts)}]
 
 
-_FENCE_RE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
-
-
-def extract_json(text: str) -> dict:
-    """The first JSON object in `text` (fenced or bare); raise ValueError if none parses."""
-    candidates = [m.group(1) for m in _FENCE_RE.finditer(text)]
-    start, end = text.find("{"), text.rfind("}")
-    if 0 <= start < end:
-        candidates.append(text[start : end + 1])
-    for candidate in candidates:
-        try:
-            data = json.loads(candidate.strip())
-        except json.JSONDecodeError:
-            continue
-        if isinstance(data, dict):
-            return data
-    raise ValueError("the reply contains no JSON object")
-
-
 def parse_reply(text: str) -> DiagnosisReply:
     """Validate a model reply; raise ValueError with a short reason when it is unusable."""
     data = extract_json(text)
@@ -210,29 +191,8 @@ def diagnose(ctx: DiagnosisContext, chat_fn: ChatFn, retries: int = 1) -> Diagno
     `chat_fn(messages)` makes one gateway call (tagged purpose=diagnose by the caller)
     and raises LLMCallError on failure.
     """
-    messages = build_messages(ctx)
-    errors: list[str] = []
-    prompt_tokens = completion_tokens = 0
-    attempts = 0
-    for _ in range(1 + max(0, retries)):
-        attempts += 1
-        try:
-            reply = chat_fn(messages)
-        except LLMCallError as exc:
-            errors.append(f"call failed: {exc}")
-            if exc.status == 402:  # a spent budget stays spent: no point retrying
-                break
-            continue
-        prompt_tokens += reply.prompt_tokens
-        completion_tokens += reply.completion_tokens
-        try:
-            parsed = parse_reply(reply.text)
-        except ValueError as exc:
-            errors.append(f"bad reply: {exc}")
-            messages = messages[:2] + [
-                {"role": "assistant", "content": reply.text[:4000]},
-                {"role": "user", "content": f"Your reply was unusable: {exc}. {_FORMAT}"},
-            ]
-            continue
-        return Diagnosis(problem_from_reply(parsed), parsed, False, attempts, errors, prompt_tokens, completion_tokens)
-    return Diagnosis(fallback_problem(ctx), None, True, attempts, errors, prompt_tokens, completion_tokens)
+    answer = ask_json(chat_fn, build_messages(ctx), parse_reply, retries, _FORMAT)
+    tokens = (answer.prompt_tokens, answer.completion_tokens)
+    if answer.value is not None:
+        return Diagnosis(problem_from_reply(answer.value), answer.value, False, answer.attempts, answer.errors, *tokens)
+    return Diagnosis(fallback_problem(ctx), None, True, answer.attempts, answer.errors, *tokens)

@@ -1,11 +1,15 @@
-"""One expansion: lesson, diagnosis, self-improvement, and the record of what came of it.
+"""One expansion: operator, problem, self-improvement, and the record of what came of it.
 
-`expand` picks a lesson from the parent's evaluations, asks the model (through the
-gateway) for a diagnosis, runs the parent's agent on its own source, and returns an
-`ExpansionOutcome`: the archive record, the gate's decision as a ledger record (when a
-child was made) and, when the child was accepted, its source. Text bound for the archive
-or the run directory is redacted first. It never writes to the archive; the loop records
-the outcome in one transaction.
+`expand` draws an operator from the run's mix (`hgm.evolve.operators`). For `revise`
+(the default) it picks a lesson from the parent's evaluations and asks the model (through
+the gateway) for a diagnosis; `recombine` merges the parent with a strong version outside
+its lineage and `refine` polishes it with its own trajectories, each with a problem built
+from the archive. Then the parent's agent runs on its own source (for recombine: the
+merge) and the child goes through the one acceptance (`self_improve`, whose admission gate
+decides). It returns an `ExpansionOutcome`: the archive record, the gate's decision as a
+ledger record (when a child was made) and, when the child was accepted, its source. Text
+bound for the archive or the run directory is redacted first. It never writes to the
+archive; the loop records the outcome in one transaction.
 """
 
 from __future__ import annotations
@@ -26,16 +30,18 @@ from sandbox.api import Backend
 from hgm.config import EvolveConfig
 from hgm.evolve.context import clip, grading_report, read_text, render_trajectory, source_excerpt
 from hgm.evolve.diagnose import PURPOSE as DIAGNOSE_PURPOSE
+from hgm.evolve.diagnose import SCHEMA as DIAGNOSIS_SCHEMA
 from hgm.evolve.diagnose import ChatFn, DiagnosisContext, diagnose
 from hgm.evolve.gate import GateSettings, Verdict
 from hgm.evolve.improve import ImproveError, ImproveLimits, ImproveResult, self_improve
 from hgm.evolve.lessons import EvalView, Lesson, pick_lesson
-from hgm.evolve.llm_client import ChatReply, chat
+from hgm.evolve.merge import merge_sources, unresolved
+from hgm.evolve.operators import Peers, choose_operator, common_ancestor, pick_partner, recombine_problem, refine_problem
+from hgm.gateway.chat import ChatReply, chat, json_format
 from hgm.gateway.access import ModelAccess
 from hgm.gateway.records import PROVIDER_FAILED
 from hgm.gateway.redact import Redactor
 
-OPERATOR = "self_improve"
 
 
 @dataclass
@@ -44,9 +50,23 @@ class ExpansionOutcome:
 
     record: ExpansionRecord
     child_dir: Path | None = None
-    operator: str = OPERATOR
+    operator: str = "revise"
     admission: AdmissionRecord | None = None  # the gate's decision, when a child was made
     infra: bool = False  # not the agent's doing (e.g. the model provider failed): not a failed expansion
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the improve agent gets: its problem, the files it starts from, how it came about."""
+
+    operator: str
+    problem: str
+    lesson: str  # the archive's lesson label
+    notes: dict[str, Any]  # stored (as JSON) in the archive's diagnosis column
+    start_dir: Path | None = None
+    second_parent: int | None = None
+    conflicts: tuple[str, ...] = ()
+    fell_back: bool = False  # the diagnosis used its fixed fallback text
 
 
 @dataclass(frozen=True)
@@ -76,34 +96,39 @@ def expand(
     tags: Mapping[str, object],
     cost: Callable[[], tuple[float, int]],
     provider_failures: Callable[[], list[str]] = list,
+    peers: Peers | None = None,
 ) -> ExpansionOutcome:
     """Try to make a child of `parent_id` (source in `parent_dir`).
 
     `cost()` reads the job's spend so far; `provider_failures()` the messages of its model
     calls that failed for the provider's reasons (any makes the attempt an infra outcome).
+    `peers` lets recombine read the other versions (without it, recombine revises instead).
+    Every call of the expansion carries `attempt=<job>` (the gateway's per-attempt cap).
     """
     started = time.time()
-    lesson = pick_lesson(list(evals), rng)
     work_dir.mkdir(parents=True, exist_ok=True)
-    chat_fn = _chat_fn(setup, {**tags, "purpose": DIAGNOSE_PURPOSE})
-    diagnosis = diagnose(diagnosis_context(setup, lesson, parent_dir), chat_fn, setup.evolve.diagnose_retries)
-    summary = setup.redact(diagnosis.summary())
-    (work_dir / "diagnosis.json").write_text(summary, encoding="utf-8")
+    tags = {**tags, "attempt": tags.get("attempt") or tags.get("job", "")}
+    plan = _plan(setup, parent_id, parent_dir, evals, rng, work_dir, tags, peers)
+    notes = setup.redact(json.dumps(plan.notes, ensure_ascii=False))
+    (work_dir / "diagnosis.json").write_text(notes, encoding="utf-8")
     clean_parent = work_dir / "parent"
     shutil.copytree(parent_dir, clean_parent, ignore=shutil.ignore_patterns(".complete", "__pycache__", "*.pyc"))
     access = setup.access({**tags, "purpose": "improve"})
     result: ImproveResult | None = None
     try:
-        result = self_improve(setup.backend, clean_parent, diagnosis.problem, access, setup.limits, work_dir,
-                              gate=setup.gate, redact=setup.redact)
+        result = self_improve(setup.backend, clean_parent, plan.problem, access, setup.limits, work_dir,
+                              gate=setup.gate, redact=setup.redact, start_dir=plan.start_dir)
         accepted, reason, child = result.accepted, result.reason, result.child_dir
+        left = unresolved(child, plan.conflicts) if accepted and child is not None else []
+        if left:  # a recombination must resolve its merge, whatever the tests say
+            accepted, reason = False, f"merge conflicts left unresolved in {', '.join(left)}"
     except ImproveError as exc:
         accepted, reason, child = False, f"preparation failed: {exc}", None
     except Exception as exc:  # noqa: BLE001 - sandbox/infra failure: a failed expansion with its reason
         accepted, reason, child = False, f"sandbox failed: {exc.__class__.__name__}: {exc}", None
     finally:
         shutil.rmtree(clean_parent, ignore_errors=True)
-    if diagnosis.fell_back and reason:
+    if plan.fell_back and reason:
         reason = f"{reason} (diagnosis fell back to the lesson's default text)"
     dollars, tokens = cost()
     failures = provider_failures()
@@ -116,26 +141,86 @@ def expand(
         cost_usd=dollars,
         tokens=tokens,
         started=started,
-        lesson=lesson.label(),
-        diagnosis=summary,
+        lesson=plan.lesson,
+        diagnosis=notes,
+        operator=plan.operator,
+        second_parent_id=plan.second_parent,
     )
     admission = None
     if result is not None and result.verdict is not None and not failures:  # an infra outcome decides nothing
-        producer = {"operator": OPERATOR, "model": setup.model, "lesson": lesson.label(),
-                    "agent_exit": result.agent_result.get("exit_reason"), "diagnosis_fell_back": diagnosis.fell_back,
+        producer = {"operator": plan.operator, "model": setup.model, "lesson": plan.lesson,
+                    "agent_exit": result.agent_result.get("exit_reason"), "diagnosis_fell_back": plan.fell_back,
                     **{k: str(tags[k]) for k in ("run", "job") if k in tags}}
-        admission = admission_record(parent_id, result.verdict, producer, setup.redact)
-    return ExpansionOutcome(record, child if accepted else None, admission=admission, infra=bool(failures))
+        extra = () if accepted or not result.accepted else (
+            {"name": "merge_resolved", "verdict": "fail", "reason": reason, "details": []},)
+        admission = admission_record(parent_id, result.verdict, producer, setup.redact, accepted, extra)
+    return ExpansionOutcome(record, child if accepted else None, operator=plan.operator, admission=admission,
+                            infra=bool(failures))
 
 
 def admission_record(parent_id: int, verdict: Verdict, producer: Mapping[str, Any],
-                     redact: Callable[[str], str] = str) -> AdmissionRecord:
-    """The ledger row of the gate's `verdict` on a child of `parent_id`."""
+                     redact: Callable[[str], str] = str, accepted: bool | None = None,
+                     extra_checks: Sequence[Mapping[str, Any]] = ()) -> AdmissionRecord:
+    """The ledger row of the gate's `verdict` on a child of `parent_id`.
+
+    `accepted` overrides the verdict when a later check (a recombination's unresolved merge)
+    turned the child down; `extra_checks` says which.
+    """
     checks = tuple({**c.to_dict(), "reason": redact(c.reason), "details": [redact(d) for d in c.details]}
-                   for c in verdict.checks)
-    return AdmissionRecord(parent_id, "accepted" if verdict.accepted else "rejected",
+                   for c in verdict.checks) + tuple(extra_checks)
+    accepted = verdict.accepted if accepted is None else accepted
+    reason = verdict.reason if accepted == verdict.accepted else "; ".join(str(c["reason"]) for c in extra_checks)
+    return AdmissionRecord(parent_id, "accepted" if accepted else "rejected",
                            diff_sha256=verdict.diff_sha256, child_digest=verdict.child_digest,
-                           reason=redact(verdict.reason), checks=checks, producer=dict(producer))
+                           reason=redact(reason), checks=checks, producer=dict(producer))
+
+def _plan(
+    setup: ExpandSetup, parent_id: int, parent_dir: Path, evals: Sequence[EvalView], rng: random.Random,
+    work_dir: Path, tags: Mapping[str, object], peers: Peers | None,
+) -> Plan:
+    """The operator drawn from the run's mix and its material; revise when it cannot apply."""
+    operator = choose_operator(setup.evolve.operators, rng)
+    budget, _ = setup.evolve.budgets(setup.model)
+    note = ""
+    if operator == "recombine":
+        found = _recombine(setup, parent_id, parent_dir, work_dir, peers, budget) if peers is not None else (
+            "no view of the other versions")
+        if isinstance(found, Plan):
+            return found
+        note = f"recombine: {found}; revised instead"
+    elif operator == "refine":
+        problem = refine_problem(evals, budget)
+        if problem is not None:
+            return Plan("refine", problem, "refine", {"operator": "refine", "problem": problem})
+        note = "refine: the version has solved no task yet; revised instead"
+    lesson = pick_lesson(list(evals), rng)
+    chat_fn = _chat_fn(setup, {**tags, "purpose": DIAGNOSE_PURPOSE})
+    diagnosis = diagnose(diagnosis_context(setup, lesson, parent_dir), chat_fn, setup.evolve.diagnose_retries)
+    notes = {**json.loads(diagnosis.summary()), "operator": "revise", **({"note": note} if note else {})}
+    return Plan("revise", diagnosis.problem, lesson.label(), notes, fell_back=diagnosis.fell_back)
+
+
+def _recombine(
+    setup: ExpandSetup, parent_id: int, parent_dir: Path, work_dir: Path, peers: Peers, budget: int
+) -> Plan | str:
+    """The recombination plan, or why there is none."""
+    versions = peers.versions()
+    partner = pick_partner(versions, parent_id) if parent_id in versions else None
+    base = common_ancestor(versions, parent_id, partner) if partner is not None else None
+    if partner is None or base is None:
+        return "no measured version outside this one's lineage"
+    merged = work_dir / "merged"
+    try:
+        merge = merge_sources(peers.source(base), parent_dir, peers.source(partner), merged)
+    except ImproveError as exc:
+        return f"the merge with version {partner} failed ({exc})"
+    problems = {task_id: task.problem_statement for task_id, task in setup.tasks.items()}
+    problem = recombine_problem(versions[parent_id], versions[partner], merge.conflicts, merge.ours_diff,
+                                merge.theirs_diff, problems, budget)
+    notes = {"operator": "recombine", "partner": partner, "ancestor": base, "conflicts": list(merge.conflicts),
+             "problem": problem}
+    return Plan("recombine", problem, f"recombine:{parent_id}+{partner}", notes, start_dir=merged,
+                second_parent=partner, conflicts=merge.conflicts)
 
 
 def diagnosis_context(setup: ExpandSetup, lesson: Lesson, parent_dir: Path) -> DiagnosisContext:
@@ -170,7 +255,7 @@ def diagnosis_context(setup: ExpandSetup, lesson: Lesson, parent_dir: Path) -> D
 
 def _chat_fn(setup: ExpandSetup, tags: Mapping[str, object]) -> ChatFn:
     def call(messages: Any) -> ChatReply:
-        return chat(setup.gateway_url, setup.alias, messages, tags,
-                    max_tokens=setup.evolve.diagnose_max_tokens, timeout=setup.diagnose_timeout_s)
+        return chat(setup.gateway_url, setup.alias, messages, tags, max_tokens=setup.evolve.diagnose_max_tokens,
+                    timeout=setup.diagnose_timeout_s, response_format=json_format(DIAGNOSIS_SCHEMA))
 
     return call

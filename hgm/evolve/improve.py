@@ -104,18 +104,28 @@ def apply_diff(work_tree: Path, diff: str) -> str | None:
 
 def run_improve_agent(
     backend: Backend, parent_dir: Path, problem: str, access: ModelAccess, limits: ImproveLimits, work_dir: Path,
+    *,
     redact: Callable[[str], str] | None = None,
+    start_dir: Path | None = None,
 ) -> AgentRun:
     """Run the parent's `agent improve` on a work tree of its own source, in a sandbox.
 
-    Artifacts land in `work_dir` (secrets redacted): problem.md, patch.diff,
+    With `start_dir` (e.g. a merge of two versions), the work tree's files are those of
+    `start_dir`, uncommitted on top of the parent's commit: the agent's diff then goes from
+    the parent to its final tree. Artifacts land in `work_dir` (secrets redacted): problem.md, patch.diff,
     trajectory.jsonl, result.json, improve.log. Raises SandboxError on infrastructure failure.
     """
     src = work_dir / "src"
     prepare_work_tree(parent_dir, src)
     (work_dir / "problem.md").write_text(redact(problem) if redact else problem, encoding="utf-8")
+    tree = src
+    if start_dir is not None:
+        tree = work_dir / "start"
+        shutil.copytree(src / ".git", tree / ".git")
+        shutil.copytree(start_dir, tree, ignore=shutil.ignore_patterns(".git", "__pycache__", "*.pyc"),
+                        dirs_exist_ok=True)
     with backend.open(limits.spec("improve", access)) as session:
-        session.put(SRC, src)
+        session.put(SRC, tree)
         run = run_agent(session, limits.python, parent_dir, "improve", problem, SRC,
                         AgentLimits(limits.max_steps, limits.improve_timeout_s))
     run = run.redacted(redact)
@@ -133,13 +143,17 @@ def self_improve(
     *,
     gate: GateSettings | None = None,
     redact: Callable[[str], str] | None = None,
+    start_dir: Path | None = None,
 ) -> ImproveResult:
     """The whole attempt: run the improve agent, apply its diff, put the child through the gate.
 
-    Raises SandboxError / ImproveError on infrastructure failure (the caller records it).
+    `start_dir`: the files the agent starts from when they are not the parent's own (a
+    recombination's merge); the diff is still taken from the parent, so acceptance judges
+    the whole change. Raises SandboxError / ImproveError on infrastructure failure (the
+    caller records it).
     """
     work_dir.mkdir(parents=True, exist_ok=True)
-    run = run_improve_agent(backend, parent_dir, problem, access, limits, work_dir, redact)
+    run = run_improve_agent(backend, parent_dir, problem, access, limits, work_dir, redact=redact, start_dir=start_dir)
     diff, agent_result = run.patch, run.result()
     base = ImproveResult(False, diff=diff, agent_result=agent_result, tokens=run.tokens, improve_s=run.duration)
     problem_text = diff_problem(diff)

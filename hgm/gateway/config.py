@@ -57,16 +57,24 @@ def run_gateway_config(
     run_usd: float | None = None,
     attempt_usd: float | None = None,
     seed: int | None = None,
+    evaluation_tokens: int | None = None,
+    evaluation_usd: float | None = None,
 ) -> GatewayConfig:
-    """The gateway of a run or an `hgm eval`: its model, server, run budget and per-attempt cap.
+    """The gateway of a run or an `hgm eval`: its model, server, run budget and caps.
 
-    The per-attempt cap is a dollar limit on every value of the `job` tag (one evaluation or
-    one expansion).
+    The per-attempt cap is a dollar limit on every value of the `attempt` tag (one agent
+    attempt of an evaluation, or one expansion); the evaluation caps limit every value of
+    the `evaluation` tag (all attempts of one evaluation and hgm's own calls for them).
     """
+    tag_budgets = {}
+    if attempt_usd:
+        tag_budgets["attempt"] = BudgetLimit(cost=attempt_usd)
+    if evaluation_tokens or evaluation_usd:
+        tag_budgets["evaluation"] = BudgetLimit(tokens=evaluation_tokens, cost=evaluation_usd)
     return GatewayConfig(
         model=model,
         api_base=api_base,
         run_budget=BudgetLimit(cost=run_usd),
-        tag_budgets={"job": BudgetLimit(cost=attempt_usd)} if attempt_usd else {},
+        tag_budgets=tag_budgets,
         seed=seed,
     )

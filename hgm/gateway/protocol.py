@@ -92,6 +92,7 @@ def parse_chat_request(body: bytes, tags: Mapping[str, str]) -> ChatRequest:
         stop=_parse_stop(data.get("stop")),
         seed=_optional_int(data.get("seed"), "seed"),
         tags=dict(tags),
+        response_format=_parse_response_format(data.get("response_format")),
     )
     return ChatRequest(model=model, messages=messages, params=params)
 
@@ -176,6 +177,23 @@ def _optional_number(value: Any, name: str, low: float, high: float) -> float | 
     if not low <= value <= high:
         raise RequestError(f"'{name}' must be between {low} and {high}")
     return float(value)
+
+
+def _parse_response_format(value: Any) -> dict[str, Any] | None:
+    """None for free text; a JSON object or JSON schema request as given (checked)."""
+    if value is None:
+        return None
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return {"type": "json_object"}
+    if kind == "json_schema":
+        schema = value.get("json_schema")
+        if isinstance(schema, dict) and isinstance(schema.get("schema"), dict):
+            return {"type": "json_schema", "json_schema": schema}
+        raise RequestError("'response_format' json_schema needs a 'json_schema' object with a 'schema'")
+    raise RequestError("'response_format' must be {\"type\": \"text\" | \"json_object\" | \"json_schema\"}")
 
 
 def _parse_stop(value: Any) -> tuple[str, ...]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,9 @@ class CompletionParams:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    # None: free text. {"type": "json_object"} or {"type": "json_schema", "json_schema": {"schema": {...}}}:
+    # a JSON reply (local models decode under a JSON grammar instead of the agent's action format)
+    response_format: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

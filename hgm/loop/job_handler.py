@@ -19,6 +19,7 @@ from sandbox.tracking import TrackingBackend
 from hgm.evaluation.evaluate import EvalSetup, evaluate
 from hgm.evolve.expand import ExpandSetup, ExpansionOutcome, expand
 from hgm.evolve.lessons import EvalView
+from hgm.evolve.operators import Version
 from hgm.gateway.costs import CostBook
 from hgm.loop.checkouts import CheckoutCache
 from hgm.loop.scheduler import Job
@@ -82,7 +83,7 @@ class SandboxJobHandler:
         key = self.job_key(job)
         return expand(self.expand_setup, parent, self.checkouts.get(parent), self.eval_views(parent), rng,
                       work_dir, self.tags(job, parent), lambda: self.costs.job(key),
-                      lambda: self.costs.provider_failures(key))
+                      lambda: self.costs.provider_failures(key), peers=ArchivePeers(self.run, self.checkouts))
 
     def eval_views(self, node_id: int) -> list[EvalView]:
         return eval_views(self.run, node_id)
@@ -118,6 +119,27 @@ def expansion_dir(parent_id: int, job_key: str) -> Path:
 def expansion_seed(seed: int, session_index: int, job: Job) -> str:
     """The seed of an expansion's RNG: run seed, session number and job number, so a rerun repeats."""
     return f"{seed}-{session_index}-{job.id}"
+
+
+class ArchivePeers:
+    """What an expansion may read of the other versions (`hgm.evolve.operators.Peers`), from the archive."""
+
+    def __init__(self, run: Run, checkouts: CheckoutCache) -> None:
+        self._run, self._checkouts = run, checkouts
+
+    def versions(self) -> dict[int, Version]:
+        run = self._run
+        tree = run.tree()
+        clade = tree.clade_counts()
+        outcomes: dict[int, tuple[set[str], set[str]]] = {n: (set(), set()) for n in tree.nodes}
+        for row in run.evaluations():
+            if row["utility"] is not None and row["node_id"] in outcomes:
+                outcomes[row["node_id"]][0 if row["utility"] else 1].add(row["task_id"])
+        return {n.id: Version(n.id, n.parent_id, *clade.get(n.id, (0, 0)), frozenset(outcomes[n.id][0]),
+                              frozenset(outcomes[n.id][1])) for n in tree.nodes.values()}
+
+    def source(self, node_id: int) -> Path:
+        return self._checkouts.get(node_id)
 
 
 def _safe(text: str) -> str:

@@ -273,7 +273,8 @@ class RayJobHandler:
         result = self._run(job, self._expand, spec, f"expand node {parent}")
         work = unpack_dir(result.files, self.run_dir / rel)
         child = work / result.child_rel if result.child_rel else None
-        return ExpansionOutcome(result.record, child, result.operator, result.infra)  # type: ignore[arg-type]
+        return ExpansionOutcome(result.record, child, operator=result.operator,  # type: ignore[arg-type]
+                                admission=result.admission, infra=result.infra)
 
     def _agent(self, node_id: int) -> AgentRef:
         """The version's bundle, put in the object store once per session (keyed by commit)."""

@@ -199,9 +199,10 @@ class JobResult:
     files: bytes  # out_rel / work_rel, packed
     calls: list[CallRecord] = field(default_factory=list)
     environments: list[tuple[str, Any]] = field(default_factory=list)  # (task id, Environment)
-    operator: str = "self_improve"
+    operator: str = "revise"
     infra: bool = False
     child_rel: str | None = None  # the accepted child's source, relative to work_rel
+    admission: Any = None  # the gate's decision on the child (an AdmissionRecord), when one was made
 
 
 @dataclass(frozen=True)
@@ -358,4 +359,4 @@ def expand_job(job: ExpandJob) -> JobResult:
                          {**job.tags, "job": at.key}, lambda: costs.job(at.key), lambda: costs.provider_failures(at.key))
         child = str(outcome.child_dir.relative_to(work_dir)) if outcome.child_dir is not None else None
         return at.result(outcome.record, pack_dir(work_dir), operator=outcome.operator, infra=outcome.infra,
-                         child_rel=child)
+                         child_rel=child, admission=outcome.admission)

@@ -37,12 +37,14 @@ from archive.tree import Tree
 from sandbox.tracking import TrackingBackend
 
 from hgm.config import ConfigError, RunConfig, config_from_frozen
+from hgm.evaluation.attempts import AttemptsPolicy
 from hgm.evaluation.evaluate import EvalSetup, SolveLimits
 from hgm.evolve.agent_files import agent_files
 from hgm.evolve.expand import ExpandSetup
 from hgm.evolve.gate import GateSettings, settings_from_config
 from hgm.evolve.improve import ImproveLimits
 from hgm.evolve.protected import default_manifest
+from hgm.gateway.chat import gateway_chat
 from hgm.gateway.costs import CostBook
 from hgm.gateway.redact import Redactor
 from hgm.loop.executor import Executor, ExecutorLimits, JobHandler, Progress, RunOutcome
@@ -236,7 +238,9 @@ def _gateway(config: RunConfig, recorder: Callable, preload: tuple[float, int]) 
     from hgm.gateway.config import run_gateway_config
 
     gw_config = run_gateway_config(config.model, api_base=config.api_base, run_usd=config.budget.usd,
-                                   attempt_usd=config.agent.attempt_usd, seed=config.seed)
+                                   attempt_usd=config.agent.attempt_usd, seed=config.seed,
+                                   evaluation_tokens=config.evaluation.max_tokens,
+                                   evaluation_usd=config.evaluation.max_usd)
     try:
         gateway = start_gateway(gw_config, recorder)
     except ValueError as exc:
@@ -347,7 +351,9 @@ def eval_setup(
     )
     return EvalSetup(backend=backend, suite=suite, access=gateway.access, costs=costs, limits=limits, root=Path(root),
                      on_environment=on_environment, test_machinery=config.grading.test_machinery,
-                     redact=Redactor.from_environ())
+                     redact=Redactor.from_environ(),
+                     attempts=AttemptsPolicy.from_config(config.evaluation, config.model),
+                     chat=gateway_chat(gateway.url, gateway.config.alias, config.agent.solve_timeout_s))
 
 
 def gate_settings(run: Run) -> GateSettings:

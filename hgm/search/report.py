@@ -231,6 +231,7 @@ def node_rows(tree: Tree, config: dict[str, Any]) -> list[dict[str, Any]]:
                 "clade_mean": cs / (cs + cf) if cs + cf else None,
                 "status": node.status,
                 "operator": node.operator,
+                "second_parent": node.second_parent_id,  # recombine: a link, not a tree edge
                 "commit": node.commit,
                 "machinery_evals": node.machinery,
                 "contaminated_evals": node.contaminated,

@@ -14,7 +14,7 @@ from hgm.tui.data import NodeRow, RunHeader
 SHIPPED = "★"
 IN_FLIGHT = "⟳"
 FAILED = "✗"
-PLAIN_OPERATORS = ("", "seed", "self_improve")  # the usual operators (hgm.loop) are not repeated on every row
+PLAIN_OPERATORS = ("", "seed", "revise", "self_improve")  # the usual operators (runs before operators were mixed said self_improve) are not repeated on every row
 
 STATUS_STYLE = {"running": "bold green", "finished": "cyan", "stopped": "yellow", "crashed": "bold red", "replay": "bold magenta"}
 

@@ -86,11 +86,28 @@ def test_contaminated_is_not_a_measurement_and_flags_are_counted(run: Run) -> No
 
 
 def _downgrade_to_v1(db_path: Path) -> None:
-    """Make a schema-2 database look exactly like one written by schema 1."""
+    """Make a current database look exactly like one written by schema 1."""
     conn = sqlite3.connect(db_path)
     conn.executescript("""
+        PRAGMA foreign_keys = OFF;
         BEGIN;
         DROP TABLE ledger;
+        DROP TABLE attempts;
+        CREATE TABLE nodes_v1 (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES nodes(id),
+            commit_sha TEXT NOT NULL, created REAL NOT NULL, status TEXT NOT NULL DEFAULT 'active',
+            operator TEXT NOT NULL DEFAULT '', lesson TEXT NOT NULL DEFAULT '', diagnosis TEXT NOT NULL DEFAULT '');
+        INSERT INTO nodes_v1 SELECT id, parent_id, commit_sha, created, status, operator, lesson, diagnosis FROM nodes;
+        DROP TABLE nodes;
+        ALTER TABLE nodes_v1 RENAME TO nodes;
+        CREATE INDEX nodes_parent ON nodes(parent_id);
+        CREATE TABLE expansions_v1 (id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL REFERENCES nodes(id),
+            child_id INTEGER REFERENCES nodes(id), status TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
+            cost_usd REAL NOT NULL DEFAULT 0, tokens INTEGER NOT NULL DEFAULT 0, started REAL, finished REAL NOT NULL,
+            lesson TEXT NOT NULL DEFAULT '', diagnosis TEXT NOT NULL DEFAULT '');
+        INSERT INTO expansions_v1 SELECT id, parent_id, child_id, status, reason, cost_usd, tokens, started, finished,
+            lesson, diagnosis FROM expansions;
+        DROP TABLE expansions;
+        ALTER TABLE expansions_v1 RENAME TO expansions;
         CREATE TABLE ev1 (
             id INTEGER PRIMARY KEY, node_id INTEGER NOT NULL REFERENCES nodes(id), task_id TEXT NOT NULL,
             utility INTEGER CHECK (utility IN (0, 1)),

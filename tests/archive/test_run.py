@@ -258,7 +258,8 @@ def test_older_schema_is_migrated_by_a_writer(run: Run, monkeypatch) -> None:
     run.close()
     current = schema.SCHEMA_VERSION
     monkeypatch.setattr(schema, "SCHEMA_VERSION", current + 1)
-    monkeypatch.setattr(schema, "MIGRATIONS", {current: "ALTER TABLE nodes ADD COLUMN note TEXT NOT NULL DEFAULT '';"})
+    monkeypatch.setattr(schema, "MIGRATIONS", {**schema.MIGRATIONS,
+                                               current: "ALTER TABLE nodes ADD COLUMN note TEXT NOT NULL DEFAULT '';"})
     with Run.open(path) as reader:  # readers do not migrate
         assert "note" not in reader.node(0)
     with Run.open(path, writable=True) as writer:

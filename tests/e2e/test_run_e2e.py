@@ -73,7 +73,7 @@ def check_evolved_run(tmp_path: Path, run_dir: Path, summary: dict, budget: int)
     # the tree grew by real self-modifications, each on its own branch
     nodes = rows(run_dir, "SELECT id, parent_id, operator, lesson FROM nodes ORDER BY id")
     assert len(nodes) >= 5 and summary["nodes"] == len(nodes)
-    assert all(n[2] == "self_improve" and n[3] for n in nodes[1:])
+    assert all(n[2] == "revise" and n[3] for n in nodes[1:])
     git = ["git", "--git-dir", str(run_dir / "agents.git")]
     for node_id, parent_id, _, _ in nodes[1:]:
         diff = subprocess.run([*git, "diff", f"node/{parent_id}", f"node/{node_id}"], capture_output=True,

@@ -123,3 +123,20 @@ def test_eval_an_archived_agent_version(suite_dir: Path, tmp_path: Path) -> None
     assert [row["outcome"] for row in json.loads(result.stdout)["tasks"]] == ["resolved"]
     missing = run("eval", "--agent", f"{tmp_path / 'run'}:7", "--suite", str(suite_dir), "--model", f"scripted:{script}")
     assert missing.exit_code == 2 and "7" in missing.stderr
+
+
+def test_eval_with_attempts_and_generations(suite_dir: Path, tmp_path: Path) -> None:
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps(SCRIPT))
+    result = run("eval", "--agent", str(AGENT), "--suite", str(suite_dir), "--tasks", "calc-1", "--model",
+                 f"scripted:{script}", "--backend", "local", "--attempts", "2", "--generations", "2",
+                 "--eval-tokens", "100000", "--out", str(tmp_path / "out"), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["evaluation"]["attempts"], data["evaluation"]["generations"], data["evaluation"]["max_tokens"]) == (2, 2, 100000)
+    [row] = data["tasks"]
+    assert row["outcome"] == "resolved" and [a["operator"] for a in row["attempts"]] == ["sample", "sample", "refine", "recombine"]
+    assert row["selected"] in (1, 2, 3, 4) and all(a["valid"] for a in row["attempts"])
+    assert (tmp_path / "out" / "calc-1" / "attempts" / "log.jsonl").is_file()
+    bad = run("eval", "--agent", str(AGENT), "--suite", str(suite_dir), "--model", f"scripted:{script}", "--preset", "huge")
+    assert bad.exit_code == 2 and "evaluation.preset" in bad.stderr

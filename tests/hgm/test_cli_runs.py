@@ -271,3 +271,17 @@ def test_best_follows_the_runs_final_rule(app, tmp_path: Path) -> None:
     result = invoke(app, "export", str(tmp_path / "gamma"), "--best", "--to", str(tmp_path / "out"), "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["node"] == b
+
+
+def test_show_links_a_recombined_node_to_its_second_parent(app, tmp_path: Path) -> None:
+    with Run.create(tmp_path / "runs" / "rec", {}, make_agent(tmp_path / "seed")) as run:
+        a = run.add_node(0, make_agent(tmp_path / "a", "A = 1\n"), "revise")
+        b = run.add_node(0, make_agent(tmp_path / "b", "B = 1\n"), "refine")
+        record = ExpansionRecord(parent_id=a, status="ok", operator="recombine", second_parent_id=b)
+        child = run.add_node(a, make_agent(tmp_path / "c", "A = B = 1\n"), "recombine", expansion=record)
+    data = json.loads(invoke(app, "show", str(tmp_path / "runs" / "rec"), "--json").stdout)
+    nodes = {n["id"]: n for n in data["nodes"]}
+    assert (nodes[child]["parent"], nodes[child]["second_parent"], nodes[child]["depth"]) == (a, b, 2)
+    assert nodes[a]["second_parent"] is None
+    table = invoke(app, "show", str(tmp_path / "runs" / "rec")).stdout
+    assert f"recombine (+ node {b})" in table and "second parent" in table

@@ -84,3 +84,35 @@ def test_executor_settings_default_to_threads_and_freeze() -> None:
         with pytest.raises(ConfigError) as err:
             build_config(overrides=bad)
         assert words in str(err.value) and "\n" not in str(err.value)
+def test_evaluation_section_defaults_presets_and_limits() -> None:
+    from hgm.config import build_config
+
+    default = build_config().evaluation
+    assert (default.attempts, default.generations, default.several) == (1, 1, False)  # today's single attempt
+    preset = build_config(overrides={"evaluation": {"preset": "evolve", "generations": 2}}).evaluation
+    assert (preset.attempts, preset.generations, preset.several) == (5, 2, True)  # the preset fills what is not given
+    assert build_config(overrides={"model": "local/smollm2"}).evaluation.summary_chars("local/smollm2") == 3000
+    with pytest.raises(ConfigError, match="evaluation.attempts"):
+        build_config(overrides={"evaluation": {"attempts": 0}})
+    with pytest.raises(ConfigError, match="evaluation.preset"):
+        build_config(overrides={"evaluation": {"preset": "huge"}})
+
+
+def test_operator_mix_is_checked() -> None:
+    from hgm.config import build_config
+
+    assert build_config().evolve.operators == {"revise": 1.0}
+    mix = build_config(overrides={"evolve": {"operators": {"revise": 2, "recombine": 1, "refine": 1}}}).evolve.operators
+    assert mix == {"revise": 2.0, "recombine": 1.0, "refine": 1.0}
+    with pytest.raises(ConfigError, match="unknown operator"):
+        build_config(overrides={"evolve": {"operators": {"mutate": 1}}})
+    with pytest.raises(ConfigError, match="positive sum"):
+        build_config(overrides={"evolve": {"operators": {"revise": 0}}})
+
+
+def test_gateway_caps_per_attempt_and_per_evaluation() -> None:
+    from hgm.gateway.config import BudgetLimit, run_gateway_config
+
+    config = run_gateway_config("scripted:x", attempt_usd=2.0, evaluation_tokens=5000, evaluation_usd=4.0)
+    assert config.tag_budgets == {"attempt": BudgetLimit(cost=2.0), "evaluation": BudgetLimit(tokens=5000, cost=4.0)}
+    assert run_gateway_config("scripted:x").tag_budgets == {}

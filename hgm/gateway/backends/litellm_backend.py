@@ -59,6 +59,8 @@ class LitellmBackend:
                 kwargs[name] = value
         if params.stop:
             kwargs["stop"] = list(params.stop)
+        if params.response_format is not None:  # JSON mode is the common ground of providers
+            kwargs["response_format"] = {"type": "json_object"}
         try:
             response = litellm.completion(**kwargs)
         except Exception as exc:  # noqa: BLE001 - classified below

@@ -77,9 +77,13 @@ class LocalLlamaBackend:
                 kwargs[name] = value
         if params.stop:
             kwargs["stop"] = list(params.stop)
+        action_format = self._use_grammar and params.response_format is None
+        if params.response_format is not None:  # a JSON reply (hgm's own calls): llama.cpp's JSON grammar
+            schema = (params.response_format.get("json_schema") or {}).get("schema")
+            kwargs["response_format"] = {"type": "json_object", **({"schema": schema} if schema else {})}
         with self._lock:
             fitted = fit_messages(messages, self._count, self._n_ctx - max_tokens - PROMPT_MARGIN)
-            if self._use_grammar:
+            if action_format:
                 kwargs["grammar"] = self._grammar(max_tokens)
             try:
                 out = self._llm.create_chat_completion(messages=[m.as_dict() for m in fitted], **kwargs)
@@ -88,7 +92,7 @@ class LocalLlamaBackend:
         choice = out["choices"][0]
         text = choice["message"].get("content") or ""
         finish = choice.get("finish_reason") or "stop"
-        if self._use_grammar and "```bash" in text and not text.rstrip().endswith("```"):
+        if action_format and "```bash" in text and not text.rstrip().endswith("```"):
             text += "\n```"  # cut by max_tokens despite the bounds: close the block
         usage = out.get("usage") or {}
         return Completion(

@@ -66,7 +66,7 @@ def test_benign_child_passes_every_static_check(parent: Path, tmp_path: Path, na
 
 def _self_improve_with(diff: str, parent: Path, work: Path, backend, monkeypatch: pytest.MonkeyPatch):
     """The loop's acceptance path, with the improve agent's run replaced by a fixed diff."""
-    def fake_run(backend, parent_dir, problem, access, limits, work_dir, redact=None):
+    def fake_run(backend, parent_dir, problem, access, limits, work_dir, redact=None, start_dir=None):
         improve.prepare_work_tree(parent_dir, work_dir / "src")
         return AgentRun("stub", 0, False, 0.1, outputs={"patch.diff": diff.encode("utf-8", "surrogateescape"),
                                                         "result.json": b'{"exit_reason": "submitted"}'})

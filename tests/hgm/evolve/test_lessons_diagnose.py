@@ -19,7 +19,7 @@ from hgm.evolve.diagnose import (
     parse_reply,
 )
 from hgm.evolve.lessons import EvalView, Lesson, pick_lesson
-from hgm.evolve.llm_client import ChatReply, LLMCallError
+from hgm.gateway.chat import ChatReply, LLMCallError
 
 GOOD = {
     "log_summary": "ran ls, then submitted",

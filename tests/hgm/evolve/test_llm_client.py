@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hgm.evolve.llm_client import LLMCallError, chat
+from hgm.gateway.chat import LLMCallError, chat
 from hgm.gateway import BudgetLimit, GatewayConfig, start_gateway
 
 

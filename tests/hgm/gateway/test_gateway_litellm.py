@@ -68,3 +68,18 @@ def test_litellm_rate_limits_are_retried(gateway_factory: Callable, monkeypatch:
     status, body = chat(gateway.url, USER)
     assert status == 200 and reply_text(body) == "finally"
     assert records[-1].attempts == 2
+
+
+@pytest.mark.slow
+def test_json_replies_ask_providers_for_json_mode(gateway_factory: Callable, monkeypatch: pytest.MonkeyPatch) -> None:
+    import litellm
+
+    seen: list[dict] = []
+    original = litellm.completion
+    monkeypatch.setattr(litellm, "completion", lambda **kw: seen.append(kw) or original(mock_response='{"a": 1}', **kw))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-fake-key-for-mock-000000")
+    gateway, _ = gateway_factory(GatewayConfig(model="openai/gpt-4o-mini"))
+    schema = {"type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "object"}}}
+    assert chat(gateway.url, USER, response_format=schema)[0] == 200
+    assert chat(gateway.url, USER)[0] == 200
+    assert seen[0]["response_format"] == {"type": "json_object"} and "response_format" not in seen[1]

@@ -41,3 +41,17 @@ def test_conversation_longer_than_the_context_is_cut_not_refused(gateway_factory
     status, body = chat(gateway.url, history, max_tokens=32)
     assert status == 200, body
     assert "```bash" in reply_text(body)
+
+
+def test_json_replies_follow_the_requested_schema_instead_of_the_action_format(gateway_factory: Callable) -> None:
+    """hgm's own calls (summaries, operators, judge, diagnosis) get JSON even from SmolLM2."""
+    from hgm.evaluation.summary import SCHEMA, parse_summary
+    from hgm.gateway.chat import json_format
+
+    gateway, _ = gateway_factory(GatewayConfig(model="local/smollm2", n_ctx=2048, seed=3))
+    prompt = "Summarise: the agent changed calc.py to return a + b. Reply with JSON."
+    status, body = chat(gateway.url, [{"role": "user", "content": prompt}], max_tokens=400,
+                        response_format=json_format(SCHEMA))
+    assert status == 200, body
+    summary = parse_summary(reply_text(body))  # raises when the reply is not a valid summary
+    assert set(summary) == set(SCHEMA["properties"]) and "```bash" not in reply_text(body)

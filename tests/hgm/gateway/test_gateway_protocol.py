@@ -76,3 +76,17 @@ def test_messages_hash_depends_on_roles_and_content_only() -> None:
     assert a == messages_hash((Message("user", "x"),))
     assert a != messages_hash([Message("system", "x")])
     assert a != messages_hash([Message("user", "y")])
+
+
+def test_response_format_is_checked_and_kept() -> None:
+    def fmt(value):
+        return parse_chat_request(json.dumps({"messages": [{"role": "user", "content": "x"}],
+                                              "response_format": value}).encode(), {}).params.response_format
+
+    assert fmt(None) is None and fmt({"type": "text"}) is None
+    assert fmt({"type": "json_object"}) == {"type": "json_object"}
+    schema = {"type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "object"}}}
+    assert fmt(schema) == schema
+    for bad in ({"type": "json_schema"}, {"type": "xml"}, "json"):
+        with pytest.raises(RequestError, match="response_format"):
+            fmt(bad)

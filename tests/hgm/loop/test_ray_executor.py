@@ -26,7 +26,7 @@ import pytest
 from archive.run import Run
 from hgm.config import build_config
 from hgm.evolve.lessons import EvalView
-from hgm.evolve.llm_client import LLMCallError, chat
+from hgm.gateway.chat import LLMCallError, chat
 from hgm.gateway import GatewayConfig
 from hgm.gateway.config import BudgetLimit
 from hgm.gateway.costs import CostBook
