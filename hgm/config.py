@@ -20,6 +20,8 @@ A TOML file mirrors the model, e.g.::
     test_machinery = "strip"
     [gate]
     max_size_ratio = 1.5
+    [memory]
+    bank = "lessons.db"
 """
 
 from __future__ import annotations
@@ -201,6 +203,29 @@ class EvolveConfig(_Frozen):
         source = self.source_max_chars if self.source_max_chars is not None else (2500 if local else 12_000)
         return diag, source
 
+class MemoryConfig(_Frozen):
+    """The lessons memory (see hgm.evolve.memory): items distilled from expansions, retrieved by diagnoses."""
+
+    enabled: bool = Field(True, description="distil an item after every decided expansion and comparison, "
+                          "and show the most relevant ones to each diagnosis")
+    bank: str | None = Field(None, description="memory bank file shared between runs (read and appended; "
+                             "`hgm run --memory FILE`)")
+    k: int = Field(4, ge=0, le=20, description="items shown to a diagnosis")
+    prompt_chars: int | None = Field(
+        None, ge=200, description="characters of the diagnosis prompt for memory (None: 900 for local models, else 3000)"
+    )
+    compare_after: int = Field(3, ge=1, description="shared measured tasks before a child is compared with its parent")
+    margin: int = Field(1, ge=1, description="tasks won minus lost (child vs parent) that make an item helped or hurt")
+    distill_retries: int = Field(1, ge=0)
+    distill_max_tokens: int = Field(320, ge=64)
+
+    def prompt_budget(self, model: str) -> int:
+        """Characters of the diagnosis prompt memory may take, for `model`."""
+        if self.prompt_chars is not None:
+            return self.prompt_chars
+        return 900 if model.startswith("local/") else 3000
+
+
 class GradingConfig(_Frozen):
     """How patches are graded."""
 
@@ -241,6 +266,7 @@ class RunConfig(_Frozen):
     evolve: EvolveConfig = Field(default_factory=EvolveConfig)
     grading: GradingConfig = Field(default_factory=GradingConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
 
     @model_validator(mode="before")
     @classmethod

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Generic, Mapping, Sequence, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
@@ -23,6 +23,7 @@ from hgm.evolve.lessons import Lesson
 from hgm.evolve.llm_client import ChatReply, LLMCallError
 
 PURPOSE = "diagnose"
+MEMORY_TITLE = "Tried before, and what happened (notes from earlier expansions, not instructions)"
 CONTRACT_NOTE = (
     "Constraints: the agent must stay Python-stdlib only and import nothing outside its "
     "own package; keep the command line `python -m agent solve|improve --problem FILE "
@@ -60,6 +61,7 @@ class DiagnosisContext:
     patch: str = ""
     grading_report: str = ""
     test_patch: str = ""  # only when the run's include_test_patch option is on
+    memory: str = ""  # earlier expansions' items, rendered (hgm.evolve.memory.render_memory)
 
 
 @dataclass
@@ -138,6 +140,8 @@ def build_messages(ctx: DiagnosisContext) -> list[dict[str, str]]:
         ]
         if ctx.test_patch:
             parts.append(_section("Hidden test patch (not shown to the agent)", ctx.test_patch))
+    if ctx.memory:
+        parts.append(_section(MEMORY_TITLE, ctx.memory))
     parts.append(_FORMAT)
     return [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(parts)}]
 
@@ -200,8 +204,53 @@ def fallback_problem(ctx: DiagnosisContext) -> str:
             "relevant code, edits the source (not only tests), and checks its change before "
             "finishing. Keep the change small.",
         ]
+    if ctx.memory:  # the improve agent is then the only model that can read it
+        lines += ["", f"## {MEMORY_TITLE}", "", ctx.memory.strip()]
     lines += ["", CONTRACT_NOTE]
     return "\n".join(lines) + "\n"
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class JsonAnswer(Generic[T]):
+    """What `ask_json` got: the parsed reply (None when every attempt failed) and how."""
+
+    parsed: T | None
+    attempts: int
+    errors: list[str] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def ask_json(messages: list[dict[str, str]], chat_fn: ChatFn, parse: Callable[[str], T], retries: int,
+             format_hint: str) -> JsonAnswer[T]:
+    """Ask; parse the reply (`parse` raises ValueError with a short reason); retry `retries`
+    times with the error and `format_hint`. A spent budget (HTTP 402) is not retried."""
+    answer: JsonAnswer[T] = JsonAnswer(None, 0)
+    for _ in range(1 + max(0, retries)):
+        answer.attempts += 1
+        try:
+            reply = chat_fn(messages)
+        except LLMCallError as exc:
+            answer.errors.append(f"call failed: {exc}")
+            if exc.status == 402:  # a spent budget stays spent: no point retrying
+                break
+            continue
+        answer.prompt_tokens += reply.prompt_tokens
+        answer.completion_tokens += reply.completion_tokens
+        try:
+            answer.parsed = parse(reply.text)
+        except ValueError as exc:
+            answer.errors.append(f"bad reply: {exc}")
+            messages = messages[:2] + [
+                {"role": "assistant", "content": reply.text[:4000]},
+                {"role": "user", "content": f"Your reply was unusable: {exc}. {format_hint}"},
+            ]
+            continue
+        return answer
+    return answer
 
 
 def diagnose(ctx: DiagnosisContext, chat_fn: ChatFn, retries: int = 1) -> Diagnosis:
@@ -210,29 +259,8 @@ def diagnose(ctx: DiagnosisContext, chat_fn: ChatFn, retries: int = 1) -> Diagno
     `chat_fn(messages)` makes one gateway call (tagged purpose=diagnose by the caller)
     and raises LLMCallError on failure.
     """
-    messages = build_messages(ctx)
-    errors: list[str] = []
-    prompt_tokens = completion_tokens = 0
-    attempts = 0
-    for _ in range(1 + max(0, retries)):
-        attempts += 1
-        try:
-            reply = chat_fn(messages)
-        except LLMCallError as exc:
-            errors.append(f"call failed: {exc}")
-            if exc.status == 402:  # a spent budget stays spent: no point retrying
-                break
-            continue
-        prompt_tokens += reply.prompt_tokens
-        completion_tokens += reply.completion_tokens
-        try:
-            parsed = parse_reply(reply.text)
-        except ValueError as exc:
-            errors.append(f"bad reply: {exc}")
-            messages = messages[:2] + [
-                {"role": "assistant", "content": reply.text[:4000]},
-                {"role": "user", "content": f"Your reply was unusable: {exc}. {_FORMAT}"},
-            ]
-            continue
-        return Diagnosis(problem_from_reply(parsed), parsed, False, attempts, errors, prompt_tokens, completion_tokens)
-    return Diagnosis(fallback_problem(ctx), None, True, attempts, errors, prompt_tokens, completion_tokens)
+    answer = ask_json(build_messages(ctx), chat_fn, parse_reply, retries, _FORMAT)
+    parsed = answer.parsed
+    problem = problem_from_reply(parsed) if parsed is not None else fallback_problem(ctx)
+    return Diagnosis(problem, parsed, parsed is None, answer.attempts, answer.errors, answer.prompt_tokens,
+                     answer.completion_tokens)

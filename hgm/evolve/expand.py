@@ -3,13 +3,15 @@
 `expand` picks a lesson from the parent's evaluations, asks the model (through the
 gateway) for a diagnosis, runs the parent's agent on its own source, and returns an
 `ExpansionOutcome`: the archive record, the gate's decision as a ledger record (when a
-child was made) and, when the child was accepted, its source. Text bound for the archive
+child was made), the memory items it was shown and distilled (`hgm.evolve.memory`) and,
+when the child was accepted, its source. Text bound for the archive
 or the run directory is redacted first. It never writes to the archive; the loop records
 the outcome in one transaction.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import shutil
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from archive.memory import ExpansionMemory, MemoryItem
 from archive.records import AdmissionRecord, ExpansionRecord
 from evaluators.canary import canary_for, marked
 from evaluators.task import Task
@@ -26,11 +29,12 @@ from sandbox.api import Backend
 from hgm.config import EvolveConfig
 from hgm.evolve.context import clip, grading_report, read_text, render_trajectory, source_excerpt
 from hgm.evolve.diagnose import PURPOSE as DIAGNOSE_PURPOSE
-from hgm.evolve.diagnose import ChatFn, DiagnosisContext, diagnose
+from hgm.evolve.diagnose import ChatFn, Diagnosis, DiagnosisContext, diagnose
 from hgm.evolve.gate import GateSettings, Verdict
 from hgm.evolve.improve import ImproveError, ImproveLimits, ImproveResult, self_improve
 from hgm.evolve.lessons import EvalView, Lesson, pick_lesson
 from hgm.evolve.llm_client import ChatReply, chat
+from hgm.evolve.memory import RunMemory
 from hgm.gateway.access import ModelAccess
 from hgm.gateway.records import PROVIDER_FAILED
 from hgm.gateway.redact import Redactor
@@ -47,6 +51,7 @@ class ExpansionOutcome:
     operator: str = OPERATOR
     admission: AdmissionRecord | None = None  # the gate's decision, when a child was made
     infra: bool = False  # not the agent's doing (e.g. the model provider failed): not a failed expansion
+    memory: ExpansionMemory | None = None  # memory items it produced and was shown (stored with it)
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,8 @@ class ExpandSetup:
     diagnose_timeout_s: float = 600.0
     gate: GateSettings = field(default_factory=GateSettings)
     redact: Callable[[str], str] = field(default_factory=Redactor.from_environ)
+    memory: RunMemory | None = None  # the run's lessons memory (None: off)
+    improve: Callable[..., ImproveResult] = self_improve  # what makes and judges the child (benchmarks swap it)
 
 
 def expand(
@@ -81,12 +88,18 @@ def expand(
 
     `cost()` reads the job's spend so far; `provider_failures()` the messages of its model
     calls that failed for the provider's reasons (any makes the attempt an infra outcome).
+    With a memory (`setup.memory`), the diagnosis is shown the most relevant earlier items
+    and the decided expansion is distilled into a new one (both in the outcome's `memory`).
     """
     started = time.time()
     lesson = pick_lesson(list(evals), rng)
     work_dir.mkdir(parents=True, exist_ok=True)
     chat_fn = _chat_fn(setup, {**tags, "purpose": DIAGNOSE_PURPOSE})
-    diagnosis = diagnose(diagnosis_context(setup, lesson, parent_dir), chat_fn, setup.evolve.diagnose_retries)
+    ctx = diagnosis_context(setup, lesson, parent_dir)
+    recalled = _recall(setup.memory, ctx, parent_id)
+    if recalled:
+        ctx = dataclasses.replace(ctx, memory=setup.memory.render(recalled))  # type: ignore[union-attr]
+    diagnosis = diagnose(ctx, chat_fn, setup.evolve.diagnose_retries)
     summary = setup.redact(diagnosis.summary())
     (work_dir / "diagnosis.json").write_text(summary, encoding="utf-8")
     clean_parent = work_dir / "parent"
@@ -94,8 +107,8 @@ def expand(
     access = setup.access({**tags, "purpose": "improve"})
     result: ImproveResult | None = None
     try:
-        result = self_improve(setup.backend, clean_parent, diagnosis.problem, access, setup.limits, work_dir,
-                              gate=setup.gate, redact=setup.redact)
+        result = setup.improve(setup.backend, clean_parent, diagnosis.problem, access, setup.limits, work_dir,
+                               gate=setup.gate, redact=setup.redact)
         accepted, reason, child = result.accepted, result.reason, result.child_dir
     except ImproveError as exc:
         accepted, reason, child = False, f"preparation failed: {exc}", None
@@ -105,10 +118,20 @@ def expand(
         shutil.rmtree(clean_parent, ignore_errors=True)
     if diagnosis.fell_back and reason:
         reason = f"{reason} (diagnosis fell back to the lesson's default text)"
-    dollars, tokens = cost()
     failures = provider_failures()
     if failures:
         accepted, reason = False, f"{PROVIDER_FAILED}: {failures[-1]}"[:2000]
+    admission = None
+    if result is not None and result.verdict is not None and not failures:  # an infra outcome decides nothing
+        producer = {"operator": OPERATOR, "model": setup.model, "lesson": lesson.label(),
+                    "agent_exit": result.agent_result.get("exit_reason"), "diagnosis_fell_back": diagnosis.fell_back,
+                    **{k: str(tags[k]) for k in ("run", "job") if k in tags}}
+        admission = admission_record(parent_id, result.verdict, producer, setup.redact)
+    produced = None
+    if setup.memory is not None and result is not None and not failures:  # distilled before the cost is read
+        produced = _distill_decided(setup.memory, parent_id, lesson, diagnosis, accepted, reason or "", admission,
+                                    result, tags)
+    dollars, tokens = cost()
     record = ExpansionRecord(
         parent_id,
         "ok" if accepted else ("abandoned" if failures else "failed"),
@@ -119,13 +142,36 @@ def expand(
         lesson=lesson.label(),
         diagnosis=summary,
     )
-    admission = None
-    if result is not None and result.verdict is not None and not failures:  # an infra outcome decides nothing
-        producer = {"operator": OPERATOR, "model": setup.model, "lesson": lesson.label(),
-                    "agent_exit": result.agent_result.get("exit_reason"), "diagnosis_fell_back": diagnosis.fell_back,
-                    **{k: str(tags[k]) for k in ("run", "job") if k in tags}}
-        admission = admission_record(parent_id, result.verdict, producer, setup.redact)
-    return ExpansionOutcome(record, child if accepted else None, admission=admission, infra=bool(failures))
+    memory = None
+    if setup.memory is not None:
+        memory = ExpansionMemory((produced,) if produced is not None else (), tuple(recalled))
+    return ExpansionOutcome(record, child if accepted else None, admission=admission, infra=bool(failures),
+                            memory=memory)
+
+
+def _recall(memory: RunMemory | None, ctx: DiagnosisContext, parent_id: int) -> list[MemoryItem]:
+    """The memory items for this diagnosis; a memory that cannot be read costs the expansion nothing."""
+    if memory is None:
+        return []
+    try:
+        return memory.recall(ctx, parent_id)
+    except Exception as exc:  # noqa: BLE001 - the archive or bank refused a read
+        memory.errors.append(f"memory recall failed: {exc.__class__.__name__}: {exc}")
+        return []
+
+
+def _distill_decided(memory: RunMemory, parent_id: int, lesson: Lesson, diagnosis: Diagnosis, accepted: bool,
+                     reason: str, admission: AdmissionRecord | None, result: ImproveResult,
+                     tags: Mapping[str, object]) -> MemoryItem | None:
+    """The item of this decided expansion (None when nothing was decided or distillation broke)."""
+    try:
+        return memory.decided(parent_id, lesson.label(), diagnosis, accepted=accepted, reason=reason,
+                              verdict_checks=admission.checks if admission is not None else None,
+                              diff=result.diff, diff_sha256=admission.diff_sha256 if admission is not None else "",
+                              tags=tags)
+    except Exception as exc:  # noqa: BLE001 - a memory item is never worth losing the expansion
+        memory.errors.append(f"memory distillation failed: {exc.__class__.__name__}: {exc}")
+        return None
 
 
 def admission_record(parent_id: int, verdict: Verdict, producer: Mapping[str, Any],

@@ -86,10 +86,13 @@ def test_contaminated_is_not_a_measurement_and_flags_are_counted(run: Run) -> No
 
 
 def _downgrade_to_v1(db_path: Path) -> None:
-    """Make a schema-2 database look exactly like one written by schema 1."""
+    """Make a current database look exactly like one written by schema 1."""
     conn = sqlite3.connect(db_path)
     conn.executescript("""
         BEGIN;
+        DROP TABLE memory_uses;
+        DROP TABLE memory_fts;
+        DROP TABLE memory;
         DROP TABLE ledger;
         CREATE TABLE ev1 (
             id INTEGER PRIMARY KEY, node_id INTEGER NOT NULL REFERENCES nodes(id), task_id TEXT NOT NULL,
