@@ -291,7 +291,9 @@ class MemoryBank:
             raise ArchiveError(f"{path} is not a memory bank (not SQLite); pass another file or a new path")
         if not header:
             return
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        # immutable when no WAL is there: checking writes nothing, not even SQLite's side files
+        wal = path.with_name(path.name + "-wal").exists()
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro{'' if wal else '&immutable=1'}", uri=True)
         try:
             app_id, version = (conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("application_id", "user_version"))
         except sqlite3.DatabaseError as exc:
