@@ -344,6 +344,7 @@ class RunMemory:
             self.run.memory(run_key=self.run.key, parents=lineage, include_retired=False, newest_first=True,
                             limit=2 * k),
             self.run.memory_search(query, 2 * k),
+            self.run.memory(run_key=self.run.key, include_retired=False, newest_first=True, limit=2 * k),
         ]
         if self.bank is not None:  # this run's own items are read from the run (the bank's copy may lag)
             lists.append([i for i in self.bank.search(query, 2 * k) if i.run_key != self.run.key])

@@ -25,11 +25,20 @@ EDITABLE = ("agent/prompts.py", "agent/loop.py", "agent/__main__.py")
 REJECT, NO_CHANGE = "REJECT-ME", "NO-CHANGE"
 
 
+MARKER_RE = re.compile(r"\[\[[^\]]*\]\]\s*")
+
+
 def proposal_line(problem: str) -> str:
     """The proposal a problem statement carries, as one normalised line."""
     match = re.search(r"## Proposed improvement\n(.+)", problem)
     text = match.group(1) if match else next((ln for ln in problem.splitlines() if ln.strip() and not ln.startswith("#")), "")
     return " ".join(text.split())[:300]
+
+
+def code_line(proposal: str) -> str:
+    """What the child's code says of a proposal: its words without [[markers]] (a scripted
+    model keyed on markers must learn of earlier proposals from memory, not from the code)."""
+    return MARKER_RE.sub("", proposal).strip()
 
 
 def added_lines(diff: str) -> str:
@@ -42,24 +51,27 @@ class ProposalImprover:
 
     def __init__(self) -> None:
         self.proposals: list[str] = []
+        self.diffs: list[str] = []  # one per proposal ('' when nothing changed)
 
     def __call__(self, backend: Any, parent_dir: Path, problem: str, access: Any, limits: Any, work_dir: Path, *,
                  gate: Any = None, redact: Any = None) -> ImproveResult:
         line = proposal_line(problem)
         self.proposals.append(line)
+        self.diffs.append("")
         if NO_CHANGE in line:
             return ImproveResult(False, reason="empty diff: the agent changed nothing")
         child = Path(work_dir) / "child"
         shutil.copytree(parent_dir, child, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".complete"))
         rel = next(p for p in EDITABLE if (child / p).is_file())
         before = (child / rel).read_text(encoding="utf-8")
-        after = before + f"\n# improvement: {line}\n"
+        after = before + f"\n# improvement: {code_line(line)}\n"
         (child / rel).write_text(after, encoding="utf-8")
         diff = "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True), f"a/{rel}", f"b/{rel}"))
         diff = f"diff --git a/{rel} b/{rel}\n{diff}"
         if REJECT in line:
-            (child / "notes.txt").write_text(line + "\n", encoding="utf-8")
-            diff += f"diff --git a/notes.txt b/notes.txt\n+++ b/notes.txt\n+{line}\n"
+            (child / "notes.txt").write_text(code_line(line) + "\n", encoding="utf-8")
+            diff += f"diff --git a/notes.txt b/notes.txt\n+++ b/notes.txt\n+{code_line(line)}\n"
+        self.diffs[-1] = diff
         verdict = vet(parent_dir, child, gate)
         if not verdict.accepted:
             return ImproveResult(False, reason=f"rejected by the gate: {verdict.reason}", diff=diff, verdict=verdict)
