@@ -32,6 +32,11 @@ MAX_QUERY_TERMS = 32
 # BM25 weights of the indexed columns: title, description, strategy, lesson
 BM25_WEIGHTS = (3.0, 2.0, 1.0, 2.0)
 _TERM_RE = re.compile(r"[^\W_]+", re.UNICODE)
+# words too common to say what an item is about
+STOPWORDS = frozenset(
+    "a an and are as at be but by can do does for from had has have if in into is it its no not of on or "
+    "so than that the their then there these this those to too was were when which while will with".split()
+)
 
 ITEM_COLUMNS = (
     "uid, run, run_key, stage, polarity, title, description, strategy, lesson, evidence, node_id, parent_id, "
@@ -107,7 +112,7 @@ def fts_query(text: str) -> str:
     """An FTS5 query matching any word of `text` (each quoted, so no FTS syntax gets through)."""
     seen: list[str] = []
     for word in _TERM_RE.findall(text.lower()):
-        if len(word) >= 2 and word not in seen:
+        if len(word) >= 2 and word not in STOPWORDS and word not in seen:
             seen.append(word)
         if len(seen) >= MAX_QUERY_TERMS:
             break

@@ -159,28 +159,30 @@ CREATE TABLE events (
 {LEDGER_DDL}"""
 
 
-# Memory items and their full-text index. The same DDL makes a run's `memory` table and a
-# memory bank shared by runs (archive.memory.MemoryBank). Node, parent and expansion ids
-# are those of the run named by `run_key` (no foreign keys: a bank holds many runs' items).
-MEMORY_DDL = f"""
+# Memory items and their full-text index, as of schema 3. The same DDL makes a run's
+# `memory` table and a memory bank shared by runs (archive.memory.MemoryBank). Node, parent
+# and expansion ids are those of the run named by `run_key` (no foreign keys: a bank holds
+# many runs' items). Written out literally because migration 2 -> 3 runs it too: a later
+# change of these tables needs its own DDL here and its own migration.
+MEMORY_DDL = """
 CREATE TABLE memory (
     id           INTEGER PRIMARY KEY,
     uid          TEXT NOT NULL UNIQUE,
     run          TEXT NOT NULL DEFAULT '',
     run_key      TEXT NOT NULL DEFAULT '',
-    stage        TEXT NOT NULL CHECK (stage IN ({_quoted(MEMORY_STAGES)})),
-    polarity     TEXT NOT NULL CHECK (polarity IN ({_quoted(MEMORY_POLARITIES)})),
+    stage        TEXT NOT NULL CHECK (stage IN ('decided', 'compared')),
+    polarity     TEXT NOT NULL CHECK (polarity IN ('helped', 'hurt', 'unproven')),
     title        TEXT NOT NULL,
     description  TEXT NOT NULL DEFAULT '',
     strategy     TEXT NOT NULL DEFAULT '',
     lesson       TEXT NOT NULL DEFAULT '',
-    evidence     TEXT NOT NULL DEFAULT '{{}}',
+    evidence     TEXT NOT NULL DEFAULT '{}',
     node_id      INTEGER,
     parent_id    INTEGER,
     expansion_id INTEGER,
     diff_sha256  TEXT NOT NULL DEFAULT '',
     model        TEXT NOT NULL DEFAULT '',
-    written_by   TEXT NOT NULL CHECK (written_by IN ({_quoted(MEMORY_WRITERS)})),
+    written_by   TEXT NOT NULL CHECK (written_by IN ('model', 'fallback')),
     retired      INTEGER NOT NULL DEFAULT 0 CHECK (retired IN (0, 1)),
     created      REAL NOT NULL,
     updated      REAL NOT NULL
@@ -278,56 +280,7 @@ CREATE INDEX ledger_parent ON ledger(parent_id);
 """,
     # 2 -> 3: memory items (table `memory`, its FTS5 index `memory_fts` kept by triggers) and
     # `memory_uses` (which items each expansion was shown). Additive: nothing else changes.
-    2: """
-CREATE TABLE memory (
-    id           INTEGER PRIMARY KEY,
-    uid          TEXT NOT NULL UNIQUE,
-    run          TEXT NOT NULL DEFAULT '',
-    run_key      TEXT NOT NULL DEFAULT '',
-    stage        TEXT NOT NULL CHECK (stage IN ('decided', 'compared')),
-    polarity     TEXT NOT NULL CHECK (polarity IN ('helped', 'hurt', 'unproven')),
-    title        TEXT NOT NULL,
-    description  TEXT NOT NULL DEFAULT '',
-    strategy     TEXT NOT NULL DEFAULT '',
-    lesson       TEXT NOT NULL DEFAULT '',
-    evidence     TEXT NOT NULL DEFAULT '{}',
-    node_id      INTEGER,
-    parent_id    INTEGER,
-    expansion_id INTEGER,
-    diff_sha256  TEXT NOT NULL DEFAULT '',
-    model        TEXT NOT NULL DEFAULT '',
-    written_by   TEXT NOT NULL CHECK (written_by IN ('model', 'fallback')),
-    retired      INTEGER NOT NULL DEFAULT 0 CHECK (retired IN (0, 1)),
-    created      REAL NOT NULL,
-    updated      REAL NOT NULL
-);
-CREATE INDEX memory_expansion ON memory(run_key, expansion_id);
-CREATE INDEX memory_node ON memory(run_key, node_id);
-CREATE INDEX memory_parent ON memory(run_key, parent_id);
-CREATE VIRTUAL TABLE memory_fts USING fts5(
-    title, description, strategy, lesson, content='memory', content_rowid='id'
-);
-CREATE TRIGGER memory_fts_insert AFTER INSERT ON memory BEGIN
-    INSERT INTO memory_fts(rowid, title, description, strategy, lesson)
-        VALUES (new.id, new.title, new.description, new.strategy, new.lesson);
-END;
-CREATE TRIGGER memory_fts_delete AFTER DELETE ON memory BEGIN
-    INSERT INTO memory_fts(memory_fts, rowid, title, description, strategy, lesson)
-        VALUES ('delete', old.id, old.title, old.description, old.strategy, old.lesson);
-END;
-CREATE TRIGGER memory_fts_update AFTER UPDATE OF title, description, strategy, lesson ON memory BEGIN
-    INSERT INTO memory_fts(memory_fts, rowid, title, description, strategy, lesson)
-        VALUES ('delete', old.id, old.title, old.description, old.strategy, old.lesson);
-    INSERT INTO memory_fts(rowid, title, description, strategy, lesson)
-        VALUES (new.id, new.title, new.description, new.strategy, new.lesson);
-END;
-CREATE TABLE memory_uses (
-    expansion_id INTEGER NOT NULL REFERENCES expansions(id),
-    uid          TEXT NOT NULL,
-    rank         INTEGER NOT NULL,
-    PRIMARY KEY (expansion_id, uid)
-);
-""",
+    2: MEMORY_DDL + MEMORY_USES_DDL,
 }
 
 

@@ -13,7 +13,8 @@ material reaching the distiller makes its words untrusted (fallback).
 
 Each diagnosis is shown the k most relevant items (its lesson's text as an FTS5/BM25
 query over the run and the shared bank, fused with what was tried on the parent's own
-lineage), changes that hurt first as things to avoid, in a bounded share of its prompt.
+lineage and, at half weight, the run's newest items), changes that hurt first as things
+to avoid, in a bounded share of its prompt.
 
 `RunMemory` is a run's memory (its archive, optionally a bank file shared by runs);
 items of an expansion are stored with it in one transaction by the loop's executor,
@@ -27,7 +28,7 @@ import re
 import sqlite3
 import threading
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -38,13 +39,22 @@ from evaluators.canary import PREFIX as CANARY_PREFIX
 
 from hgm.config import MemoryConfig
 from hgm.evolve.context import clip
-from hgm.evolve.diagnose import ChatFn, Diagnosis, DiagnosisContext, ask_json, extract_json
+from hgm.evolve.diagnose import (
+    CONTRACT_NOTE,
+    MEMORY_TITLE,
+    ChatFn,
+    Diagnosis,
+    DiagnosisContext,
+    ask_json,
+    extract_json,
+)
 from hgm.evolve.llm_client import chat
 
 PURPOSE = "distill"
 CANARY_RE = re.compile(re.escape(CANARY_PREFIX) + r"[0-9a-f]{24}")
 CANARY_REMOVED = "[canary removed]"
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al.)
+RECENT_WEIGHT = 0.5  # the run's newest items count half as much as a match on the lesson or the lineage
 TITLE_CHARS, DESCRIPTION_CHARS, STRATEGY_CHARS = 120, 300, 900
 # expansions that failed for reasons not of the agent's making teach nothing about a change
 _INFRA_REASONS = ("sandbox failed", "preparation failed", "internal error")
@@ -218,7 +228,8 @@ def proposal_of(diagnosis: Diagnosis) -> str:
     reply = diagnosis.reply
     if reply is not None:
         return f"{reply.improvement_proposal.rstrip('.')}. Plan: {reply.implementation_plan}"
-    lines = [ln for ln in diagnosis.problem.splitlines() if ln.strip() and not ln.startswith("#")]
+    problem = diagnosis.problem.split(f"## {MEMORY_TITLE}")[0]  # not the earlier items it was shown
+    lines = [ln for ln in problem.splitlines() if ln.strip() and not ln.startswith("#") and ln != CONTRACT_NOTE]
     return clip(" ".join(lines), 900)
 
 
@@ -242,15 +253,16 @@ def query_text(ctx: DiagnosisContext) -> str:
     return " ".join(parts)
 
 
-def fuse(ranked_lists: Iterable[Sequence[MemoryItem]], k: int) -> list[MemoryItem]:
-    """The k best items by reciprocal rank fusion, one per expansion (its comparison if any)."""
+def fuse(ranked_lists: Iterable[tuple[float, Sequence[MemoryItem]]], k: int) -> list[MemoryItem]:
+    """The k best items by weighted reciprocal rank fusion of (weight, ranked items) lists,
+    one per expansion (its comparison if any)."""
     scores: dict[str, float] = {}
     items: dict[str, MemoryItem] = {}
-    for ranked in ranked_lists:
+    for weight, ranked in ranked_lists:
         for rank, item in enumerate(ranked):
             if item.retired:
                 continue
-            scores[item.uid] = scores.get(item.uid, 0.0) + 1.0 / (RRF_K + rank + 1)
+            scores[item.uid] = scores.get(item.uid, 0.0) + weight / (RRF_K + rank + 1)
             items[item.uid] = item
     best: dict[tuple, tuple[float, MemoryItem]] = {}
     for uid, item in items.items():
@@ -340,14 +352,14 @@ class RunMemory:
             return []
         query = query_text(ctx)
         lineage = self.run.lineage(parent_id)
+        mine = {"run_key": self.run.key, "include_retired": False, "newest_first": True, "limit": 2 * k}
         lists = [
-            self.run.memory(run_key=self.run.key, parents=lineage, include_retired=False, newest_first=True,
-                            limit=2 * k),
-            self.run.memory_search(query, 2 * k),
-            self.run.memory(run_key=self.run.key, include_retired=False, newest_first=True, limit=2 * k),
+            (1.0, self.run.memory_search(query, 2 * k)),
+            (1.0, self.run.memory(parents=lineage, **mine)),
+            (RECENT_WEIGHT, self.run.memory(**mine)),
         ]
         if self.bank is not None:  # this run's own items are read from the run (the bank's copy may lag)
-            lists.append([i for i in self.bank.search(query, 2 * k) if i.run_key != self.run.key])
+            lists.append((1.0, [i for i in self.bank.search(query, 2 * k) if i.run_key != self.run.key]))
         return fuse(lists, k)
 
     def render(self, items: Sequence[MemoryItem]) -> str:
@@ -355,19 +367,22 @@ class RunMemory:
 
     # ----- distillation
 
-    def item(self, stage: str, facts: Facts, evidence: Mapping[str, Any], tags: Mapping[str, object], *,
-             parent_id: int | None, node_id: int | None = None, diff_sha256: str = "",
-             lesson: str = "") -> MemoryItem:
-        """Distil one item (a model call through the gateway, tagged purpose `distill`)."""
+    def item(self, stage: str, lesson: str, proposal: str, change: str, evidence: Mapping[str, Any],
+             tags: Mapping[str, object], *, parent_id: int | None, node_id: int | None = None,
+             expansion_id: int | None = None, diff_sha256: str = "") -> MemoryItem:
+        """Distil one item (a model call through the gateway, tagged purpose `distill`).
+
+        Every text, the evidence's included, is scrubbed before the model or the archive sees it.
+        """
         evidence = {k: scrub(v, self.redact) if isinstance(v, str) else v for k, v in evidence.items()}
         polarity = polarity_of(stage, evidence, self.settings.margin)
-        facts = Facts(stage, facts.lesson, scrub(facts.proposal, self.redact), scrub(facts.change, self.redact),
-                      facts.outcome)
+        outcome = outcome_line(MemoryItem("-", stage, polarity, "-", evidence=evidence))
+        facts = Facts(stage, lesson, scrub(proposal, self.redact), scrub(change, self.redact), outcome)
         words = distill(facts, self.chat_for({**tags, "purpose": PURPOSE}), self.settings.distill_retries, self.redact)
         return MemoryItem(
             uuid.uuid4().hex, stage, polarity, words.text.title, words.text.description, words.text.strategy,
-            lesson=lesson or facts.lesson, evidence=evidence, run=self.run.path.name, run_key=self.run.key,
-            node_id=node_id, parent_id=parent_id, diff_sha256=diff_sha256, model=self.model,
+            lesson=lesson, evidence=evidence, run=self.run.path.name, run_key=self.run.key, node_id=node_id,
+            parent_id=parent_id, expansion_id=expansion_id, diff_sha256=diff_sha256, model=self.model,
             written_by=words.written_by,
         )
 
@@ -382,9 +397,8 @@ class RunMemory:
             return None
         decision = "accepted" if accepted else "rejected" if verdict_checks is not None else "no_change"
         evidence = decided_evidence(decision, "" if accepted else reason, verdict_checks or (), diff_sha256)
-        draft = MemoryItem("-", "decided", polarity_of("decided", evidence), "-", evidence=evidence)
-        facts = Facts("decided", lesson, proposal_of(diagnosis), change_excerpt(diff), outcome_line(draft))
-        return self.item("decided", facts, evidence, tags, parent_id=parent_id, diff_sha256=diff_sha256, lesson=lesson)
+        return self.item("decided", lesson, proposal_of(diagnosis), change_excerpt(diff), evidence, tags,
+                         parent_id=parent_id, diff_sha256=diff_sha256)
 
     # ----- follow-ups (outside the executor's recording lock)
 
@@ -425,16 +439,12 @@ class RunMemory:
                     return None
                 self.run.update_memory(current.uid, evidence, polarity_of("compared", evidence, self.settings.margin))
                 return current.uid
-            draft = MemoryItem("-", "compared", polarity_of("compared", evidence, self.settings.margin), "-",
-                               evidence=evidence)
-            facts = Facts("compared", decided_item.lesson,
-                          f"{decided_item.title}. {decided_item.description} {decided_item.strategy}",
-                          f"the change of node {decided_item.node_id} (diff {decided_item.diff_sha256[:12] or '-'})",
-                          outcome_line(draft))
-            item = self.item("compared", facts, evidence, tags, parent_id=decided_item.parent_id,
-                             node_id=decided_item.node_id, diff_sha256=decided_item.diff_sha256,
-                             lesson=decided_item.lesson)
-            item = replace(item, expansion_id=expansion)
+            item = self.item(
+                "compared", decided_item.lesson,
+                f"{decided_item.title}. {decided_item.description} {decided_item.strategy}",
+                f"the change of node {decided_item.node_id} (diff {decided_item.diff_sha256[:12] or '-'})",
+                evidence, tags, parent_id=decided_item.parent_id, node_id=decided_item.node_id,
+                expansion_id=expansion, diff_sha256=decided_item.diff_sha256)
             self.run.add_memory([item])
             return item.uid
         finally:

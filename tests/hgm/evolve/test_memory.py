@@ -149,6 +149,16 @@ def test_unusable_replies_are_retried_once_then_the_item_is_built_from_the_evide
     assert item.evidence["decision"] == "accepted" and item.polarity == "unproven"
 
 
+def test_a_fallen_back_diagnosis_proposes_its_lesson_not_the_items_it_was_shown() -> None:
+    from hgm.evolve.diagnose import Diagnosis
+    from hgm.evolve.memory import proposal_of
+
+    shown = render_memory([_item("x", "Keep notes outside the package", "stochastic", "hurt")], 900)
+    problem = fallback_problem(DiagnosisContext(Lesson("stochastic"), memory=shown))
+    proposal = proposal_of(Diagnosis(problem, None, True, 2))
+    assert "stochastic" in proposal and "Keep notes" not in proposal and "Constraints" not in proposal
+
+
 def test_comparison_with_the_parent_is_distilled_once_then_kept_up_to_date_from_counts(worlds) -> None:
     w = worlds({"diagnose": [diagnosis("Verify the patch")],
                 "distill": [words("Verify the patch before submitting")]},
