@@ -441,7 +441,7 @@ class RunMemory:
                 return current.uid
             item = self.item(
                 "compared", decided_item.lesson,
-                f"{decided_item.title}. {decided_item.description} {decided_item.strategy}",
+                f"{decided_item.title.rstrip('.')}. {decided_item.description} {decided_item.strategy}",
                 f"the change of node {decided_item.node_id} (diff {decided_item.diff_sha256[:12] or '-'})",
                 evidence, tags, parent_id=decided_item.parent_id, node_id=decided_item.node_id,
                 expansion_id=expansion, diff_sha256=decided_item.diff_sha256)

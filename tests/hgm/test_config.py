@@ -69,3 +69,16 @@ def test_default_run_dir_is_unique(tmp_path: Path) -> None:
     assert first == tmp_path / "20260102-030405"
     first.mkdir()
     assert default_run_dir(now, tmp_path) == tmp_path / "20260102-030405-2"
+
+
+def test_memory_settings_and_their_prompt_budget(tmp_path: Path) -> None:
+    default = build_config()
+    assert default.memory.enabled and default.memory.bank is None and default.memory.k == 4
+    assert default.memory.prompt_budget("local/smollm2") == 900 and default.memory.prompt_budget("openai/x") == 3000
+    f = tmp_path / "run.toml"
+    f.write_text('[memory]\nbank = "lessons.db"\nk = 2\nprompt_chars = 500\n')
+    c = build_config(f, {"memory": {"enabled": False}})
+    assert (c.memory.bank, c.memory.k, c.memory.enabled, c.memory.prompt_budget("local/x")) == ("lessons.db", 2, False, 500)
+    assert config_from_frozen({k: v for k, v in c.frozen().items() if k != "memory"}).memory.enabled  # older runs
+    with pytest.raises(ConfigError, match="memory.k"):
+        build_config(None, {"memory": {"k": -1}})
