@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from archive import EvalRecord, Run  # noqa: E402
+from archive.memory import STOPWORDS  # noqa: E402
 from hgm.config import EvolveConfig, MemoryConfig  # noqa: E402
 from hgm.evolve.expand import ExpandSetup, expand  # noqa: E402
 from hgm.evolve.improve import ImproveLimits  # noqa: E402
@@ -136,7 +137,8 @@ def child_results(parent: dict[str, int], i: int | None) -> dict[str, int]:
 
 
 def word_set(text: str) -> frozenset[str]:
-    return frozenset(w for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 2)
+    """Content words (the FTS query's stopwords left out)."""
+    return frozenset(w for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 2 and w not in STOPWORDS)
 
 
 def near(a: frozenset[str], b: frozenset[str]) -> bool:

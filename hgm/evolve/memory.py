@@ -13,8 +13,8 @@ material reaching the distiller makes its words untrusted (fallback).
 
 Each diagnosis is shown the k most relevant items (its lesson's text as an FTS5/BM25
 query over the run and the shared bank, fused with what was tried on the parent's own
-lineage and, at half weight, the run's newest items), changes that hurt first as things
-to avoid, in a bounded share of its prompt.
+lineage and with the run's newest items), changes that hurt first as things to avoid, in
+a bounded share of its prompt.
 
 `RunMemory` is a run's memory (its archive, optionally a bank file shared by runs);
 items of an expansion are stored with it in one transaction by the loop's executor,
@@ -54,7 +54,6 @@ PURPOSE = "distill"
 CANARY_RE = re.compile(re.escape(CANARY_PREFIX) + r"[0-9a-f]{24}")
 CANARY_REMOVED = "[canary removed]"
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al.)
-RECENT_WEIGHT = 0.5  # the run's newest items count half as much as a match on the lesson or the lineage
 TITLE_CHARS, DESCRIPTION_CHARS, STRATEGY_CHARS = 120, 300, 900
 # expansions that failed for reasons not of the agent's making teach nothing about a change
 _INFRA_REASONS = ("sandbox failed", "preparation failed", "internal error")
@@ -253,16 +252,15 @@ def query_text(ctx: DiagnosisContext) -> str:
     return " ".join(parts)
 
 
-def fuse(ranked_lists: Iterable[tuple[float, Sequence[MemoryItem]]], k: int) -> list[MemoryItem]:
-    """The k best items by weighted reciprocal rank fusion of (weight, ranked items) lists,
-    one per expansion (its comparison if any)."""
+def fuse(ranked_lists: Iterable[Sequence[MemoryItem]], k: int) -> list[MemoryItem]:
+    """The k best items by reciprocal rank fusion, one per expansion (its comparison if any)."""
     scores: dict[str, float] = {}
     items: dict[str, MemoryItem] = {}
-    for weight, ranked in ranked_lists:
+    for ranked in ranked_lists:
         for rank, item in enumerate(ranked):
             if item.retired:
                 continue
-            scores[item.uid] = scores.get(item.uid, 0.0) + weight / (RRF_K + rank + 1)
+            scores[item.uid] = scores.get(item.uid, 0.0) + 1.0 / (RRF_K + rank + 1)
             items[item.uid] = item
     best: dict[tuple, tuple[float, MemoryItem]] = {}
     for uid, item in items.items():
@@ -353,13 +351,10 @@ class RunMemory:
         query = query_text(ctx)
         lineage = self.run.lineage(parent_id)
         mine = {"run_key": self.run.key, "include_retired": False, "newest_first": True, "limit": 2 * k}
-        lists = [
-            (1.0, self.run.memory_search(query, 2 * k)),
-            (1.0, self.run.memory(parents=lineage, **mine)),
-            (RECENT_WEIGHT, self.run.memory(**mine)),
-        ]
+        lists = [self.run.memory_search(query, 2 * k), self.run.memory(parents=lineage, **mine),
+                 self.run.memory(**mine)]
         if self.bank is not None:  # this run's own items are read from the run (the bank's copy may lag)
-            lists.append((1.0, [i for i in self.bank.search(query, 2 * k) if i.run_key != self.run.key]))
+            lists.append([i for i in self.bank.search(query, 2 * k) if i.run_key != self.run.key])
         return fuse(lists, k)
 
     def render(self, items: Sequence[MemoryItem]) -> str:
