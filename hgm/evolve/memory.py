@@ -391,7 +391,8 @@ class RunMemory:
         if not accepted and reason.startswith(_INFRA_REASONS):
             return None
         decision = "accepted" if accepted else "rejected" if verdict_checks is not None else "no_change"
-        evidence = decided_evidence(decision, "" if accepted else reason, verdict_checks or (), diff_sha256)
+        why = "" if accepted else reason.removeprefix("rejected by the gate: ")
+        evidence = decided_evidence(decision, why, verdict_checks or (), diff_sha256)
         return self.item("decided", lesson, proposal_of(diagnosis), change_excerpt(diff), evidence, tags,
                          parent_id=parent_id, diff_sha256=diff_sha256)
 

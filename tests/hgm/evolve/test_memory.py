@@ -135,7 +135,7 @@ def test_a_rejected_expansion_stores_a_hurt_item_naming_the_failed_check(worlds)
     [item] = w.run.memory()
     assert item.polarity == "hurt" and item.node_id is None and item.parent_id == 0
     assert item.evidence["decision"] == "rejected" and item.evidence["failed_checks"] == ["outside_package"]
-    assert "outside_package" in item.evidence["reason"] and "notes.txt" in item.evidence["reason"]
+    assert item.evidence["reason"].startswith("outside_package:") and "notes.txt" in item.evidence["reason"]
     assert item.expansion_id == w.run.expansions()[0]["id"]
 
 
