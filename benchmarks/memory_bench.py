@@ -153,7 +153,7 @@ def one_arm(model: str, expansions: int, k: int, seed: int, root: Path, script: 
     spec = f"scripted:{script}" if script else model
     calls: list[Any] = []
     gateway = start_gateway(GatewayConfig(model=spec, grammar=False, seed=seed), calls.append)
-    settings = MemoryConfig(k=k)
+    settings = MemoryConfig(k=k, words="model")  # ask even a local model (its grammar is off here)
     redact = Redactor.from_environ()
     evolve = EvolveConfig()
     memory = RunMemory(run, settings, model, gateway_chat(gateway.url, gateway.config.alias,

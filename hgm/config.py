@@ -218,6 +218,15 @@ class MemoryConfig(_Frozen):
     margin: int = Field(1, ge=1, description="tasks won minus lost (child vs parent) that make an item helped or hurt")
     distill_retries: int = Field(1, ge=0)
     distill_max_tokens: int = Field(320, ge=64)
+    words: Literal["auto", "model", "fallback"] = Field(
+        "auto", description="who words items: the model, or fallback words built from the evidence without a call; "
+        "auto: fallback for local/ models (the gateway holds their replies to the agent's action format, "
+        "so their JSON never parses)",
+    )
+
+    def words_by_model(self, model: str) -> bool:
+        """Whether items of a run with `model` are worded by a model call."""
+        return self.words == "model" or (self.words == "auto" and not model.startswith("local/"))
 
     def prompt_budget(self, model: str) -> int:
         """Characters of the diagnosis prompt memory may take, for `model`."""

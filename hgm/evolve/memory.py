@@ -204,14 +204,16 @@ class Words:
     errors: tuple[str, ...] = ()
 
 
-def distill(facts: Facts, chat_fn: ChatFn, retries: int, redact: Callable[[str], str]) -> Words:
+def distill(facts: Facts, chat_fn: ChatFn | None, retries: int, redact: Callable[[str], str]) -> Words:
     """Ask for the item's words; validated, retried, else a fallback; redacted, canary-free.
 
     Hidden test material in the facts or the reply (a canary) makes the model's words
-    untrusted: the fallback is stored, its texts scrubbed.
+    untrusted: the fallback is stored, its texts scrubbed. Without `chat_fn`, the fallback.
     """
-    answer = ask_json(distill_messages(facts), chat_fn, parse_distilled, retries, _DISTILL_FORMAT)
-    parsed, errors = answer.parsed, list(answer.errors)
+    parsed, errors = None, []
+    if chat_fn is not None:
+        answer = ask_json(distill_messages(facts), chat_fn, parse_distilled, retries, _DISTILL_FORMAT)
+        parsed, errors = answer.parsed, list(answer.errors)
     if parsed is not None and has_canary(facts.proposal, facts.change, parsed.title, parsed.description,
                                          parsed.strategy):
         parsed, errors = None, errors + ["hidden test material (a canary) reached the distiller"]
@@ -373,7 +375,8 @@ class RunMemory:
         polarity = polarity_of(stage, evidence, self.settings.margin)
         outcome = outcome_line(MemoryItem("-", stage, polarity, "-", evidence=evidence))
         facts = Facts(stage, lesson, scrub(proposal, self.redact), scrub(change, self.redact), outcome)
-        words = distill(facts, self.chat_for({**tags, "purpose": PURPOSE}), self.settings.distill_retries, self.redact)
+        chat_fn = self.chat_for({**tags, "purpose": PURPOSE}) if self.settings.words_by_model(self.model) else None
+        words = distill(facts, chat_fn, self.settings.distill_retries, self.redact)
         return MemoryItem(
             uuid.uuid4().hex, stage, polarity, words.text.title, words.text.description, words.text.strategy,
             lesson=lesson, evidence=evidence, run=self.run.path.name, run_key=self.run.key, node_id=node_id,

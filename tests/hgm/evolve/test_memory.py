@@ -159,6 +159,16 @@ def test_a_fallen_back_diagnosis_proposes_its_lesson_not_the_items_it_was_shown(
     assert "stochastic" in proposal and "Keep notes" not in proposal and "Constraints" not in proposal
 
 
+def test_fallback_words_need_no_model_call(worlds) -> None:
+    w = worlds({"diagnose": [diagnosis(f"Keep notes beside the agent {REJECT}")], "distill": [words("unused")]},
+               settings=MemoryConfig(words="fallback"))
+    w.expand(0)
+    [item] = w.run.memory()
+    assert w.distill_calls() == [] and item.written_by == "fallback" and item.polarity == "hurt"
+    assert item.title == "Keep notes beside the agent REJECT-ME." and item.evidence["failed_checks"] == ["outside_package"]
+    assert MemoryConfig().words_by_model("openai/x") and not MemoryConfig().words_by_model("local/smollm2")
+
+
 def test_comparison_with_the_parent_is_distilled_once_then_kept_up_to_date_from_counts(worlds) -> None:
     w = worlds({"diagnose": [diagnosis("Verify the patch")],
                 "distill": [words("Verify the patch before submitting")]},
