@@ -13,6 +13,7 @@ the directory untouched.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from archive import db, schema
+from archive import memory as memory_sql
 from archive.errors import (
     ArchiveError,
     CorruptDatabase,
@@ -36,6 +38,7 @@ from archive.errors import (
     UnknownNode,
 )
 from archive.lock import RunLock, holder_pid, pid_alive
+from archive.memory import ExpansionMemory, MemoryItem
 from archive.records import (
     ATTEMPT_COLUMNS,
     EVAL_COLUMNS,
@@ -105,10 +108,12 @@ class Run:
         self._lock = lock
         self._mutex = threading.RLock()  # one connection, shared by threads: every use holds it
         self._agents: AgentStore | None = None
-        row = self._read_one("SELECT config FROM run WHERE id = 1")
+        row = self._read_one("SELECT config, created FROM run WHERE id = 1")
         if row is None:
             raise CorruptDatabase(f"{self.path / DB_NAME} has no run row; restore it from a backup or start a new run")
         self.config: dict[str, Any] = json.loads(row[0])
+        # the run's identity across copies and renames (memory items name their run by it)
+        self.key = "run-" + hashlib.sha256(repr(float(row[1])).encode()).hexdigest()[:16]
 
     # ----- opening and closing -------------------------------------------------------
 
@@ -417,6 +422,59 @@ class Run:
     def _has_table(self, name: str) -> bool:
         return self._read_one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)) is not None
 
+    # ----- memory (schema 4; empty for older runs) ------------------------------------
+
+    @property
+    def has_memory(self) -> bool:
+        """Whether this run's schema has the memory tables (runs made before them do not)."""
+        return self.schema_version >= schema.TABLES_SINCE["memory"]
+
+    def memory(self, **filters: Any) -> list[MemoryItem]:
+        """Memory items, filtered like `archive.memory.select_items` (run_key, polarity, text, ...)."""
+        if not self.has_memory:
+            return []
+        try:
+            with self._mutex:
+                return memory_sql.select_items(self._conn, **filters)
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(self.path, exc) from exc
+
+    def memory_search(self, text: str, limit: int) -> list[MemoryItem]:
+        """The items whose words best match `text` (FTS5, BM25), retired ones left out."""
+        if not self.has_memory:
+            return []
+        with self._mutex:
+            return memory_sql.search(self._conn, text, limit)
+
+    def memory_used(self, expansion_id: int) -> list[MemoryItem]:
+        """The items an expansion's diagnosis was shown, best first."""
+        if not self.has_memory:
+            return []
+        with self._mutex:
+            return memory_sql.used_items(self._conn, expansion_id)
+
+    def add_memory(self, items: Iterable[MemoryItem]) -> int:
+        """Store items not yet present (by uid) in one transaction; returns how many were new."""
+        self._require_writable()
+        with self._mutex, db.transaction(self._conn):
+            return memory_sql.insert_items(self._conn, items)
+
+    def update_memory(self, uid: str, evidence: dict[str, Any], polarity: str) -> bool:
+        """Replace an item's evidence and polarity with new measurements (one transaction)."""
+        self._require_writable()
+        with self._mutex, db.transaction(self._conn):
+            return memory_sql.update_evidence(self._conn, uid, evidence, polarity)
+
+    def lineage(self, node_id: int) -> list[int]:
+        """Ids from `node_id` up to the root (the node first)."""
+        rows = self._read_all(
+            "WITH RECURSIVE up(id, parent_id, depth) AS (SELECT id, parent_id, 0 FROM nodes WHERE id = ?"
+            " UNION ALL SELECT nodes.id, nodes.parent_id, up.depth + 1 FROM nodes JOIN up ON nodes.id = up.parent_id"
+            " WHERE up.depth < 100000) SELECT id FROM up ORDER BY depth",
+            (node_id,),
+        )
+        return [r["id"] for r in rows]
+
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Logged events (payload decoded), optionally of one kind."""
         sql, params = "SELECT * FROM events ORDER BY id", ()
@@ -518,11 +576,13 @@ class Run:
             raise self._integrity(exc, None, None) from exc
         return len(records)
 
-    def record_expansion(self, record: ExpansionRecord, *, admission: AdmissionRecord | None = None) -> int:
+    def record_expansion(self, record: ExpansionRecord, *, admission: AdmissionRecord | None = None,
+                         memory: ExpansionMemory | None = None) -> int:
         """Store one finished expansion attempt (failed or abandoned ones; see `add_node`).
 
         `admission` is the gate's decision on the child it produced (a rejection), stored
-        in the ledger in the same transaction.
+        in the ledger in the same transaction, and so are the memory items the attempt
+        produced and was shown (`memory`).
         """
         self._require_writable()
         if (record.child_id is None) == (record.status == "ok"):
@@ -534,6 +594,7 @@ class Run:
                 cur = self._conn.execute(_INSERT_EXPANSION, record.row())
                 if admission is not None:
                     self._insert_admission(admission, None, "", cur.lastrowid)
+                memory_sql.store_expansion_memory(self._conn, memory, cur.lastrowid, None)
                 self._conn.execute("UPDATE run SET updated = ? WHERE id = 1", (record.finished,))
         except sqlite3.IntegrityError as exc:
             raise self._integrity(exc, record.parent_id, None) from exc
@@ -549,13 +610,15 @@ class Run:
         *,
         expansion: ExpansionRecord | None = None,
         admission: AdmissionRecord | None = None,
+        memory: ExpansionMemory | None = None,
         status: str = "active",
         second_parent_id: int | None = None,
     ) -> int:
         """Commit `agent_dir` as a child of `parent_id` and add its node row; returns the new id.
 
-        Git first (branch node/<id>), then the DB row, the successful `expansion` record and
-        the gate's `admission` decision (ledger) if given, in one transaction. A crash
+        Git first (branch node/<id>), then the DB row, the successful `expansion` record, the
+        gate's `admission` decision (ledger) and the expansion's `memory` items if given, in
+        one transaction. A crash
         between the two leaves a branch without a row, which the next writable open prunes.
         Text is stored as given: redact secrets before calling. A recombined child has a
         second parent (`second_parent_id`, else the expansion's): its commit is a merge of
@@ -595,6 +658,10 @@ class Run:
                         expansion_id = self._conn.execute(_INSERT_EXPANSION, expansion.row(node_id)).lastrowid
                     if admission is not None:
                         self._insert_admission(admission, node_id, commit, expansion_id)
+                    if memory is not None:
+                        if expansion_id is None:
+                            raise ValueError("memory items of a new node need its expansion record")
+                        memory_sql.store_expansion_memory(self._conn, memory, expansion_id, node_id)
                     self._conn.execute("UPDATE run SET updated = ? WHERE id = 1", (now,))
             except BaseException:
                 with contextlib.suppress(ArchiveError):
@@ -618,7 +685,9 @@ class Run:
         """Take node `node_id` and its clade out of expansion and of the final choice.
 
         Nothing is deleted: the node's status becomes `retired` and a ledger row records
-        why and by whom (`by`, e.g. {"user": ..., "command": ...}); returns the row id.
+        why and by whom (`by`, e.g. {"user": ..., "command": ...}); returns the row id. The
+        memory items the run made about the clade (its nodes, or attempts to expand them)
+        are marked retired in the same transaction.
         """
         self._require_writable()
         why = why.strip()
@@ -640,6 +709,12 @@ class Run:
                     "INSERT INTO ledger (time, kind, decision, node_id, parent_id, child_commit, reason, producer)"
                     " VALUES (?, 'retirement', 'retired', ?, ?, ?, ?, ?)",
                     (now, node_id, parent_id, commit, why, json.dumps(by or {}, default=str)),
+                )
+                clade = "WITH RECURSIVE clade(id) AS (SELECT ? UNION SELECT nodes.id FROM nodes JOIN clade ON nodes.parent_id = clade.id)"
+                self._conn.execute(
+                    f"{clade} UPDATE memory SET retired = 1, updated = ? WHERE run_key = ? AND retired = 0"
+                    " AND (node_id IN (SELECT id FROM clade) OR parent_id IN (SELECT id FROM clade))",
+                    (node_id, now, self.key),
                 )
                 self._conn.execute("UPDATE run SET updated = ? WHERE id = 1", (now,))
         return cur.lastrowid

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APPLICATION_ID = 0x48474D31  # "HGM1"
 
 RUN_STATUSES = ("running", "stopped", "finished", "crashed")
@@ -31,8 +31,12 @@ EXPANSION_STATUSES = ("ok", "failed", "abandoned")
 LEDGER_KINDS = ("admission", "retirement")
 LEDGER_DECISIONS = ("accepted", "rejected", "retired")
 RETIRED_NODE_STATUS = "retired"
+# memory items (schema 3): what an expansion taught, distilled; see archive.memory
+MEMORY_STAGES = ("decided", "compared")
+MEMORY_POLARITIES = ("helped", "hurt", "unproven")
+MEMORY_WRITERS = ("model", "fallback")
 REQUIRED_TABLES = ("run", "nodes", "evaluations", "expansions", "llm_calls", "events")
-TABLES_SINCE = {"ledger": 2, "attempts": 3}  # tables a database of at least that version must have
+TABLES_SINCE = {"ledger": 2, "attempts": 3, "memory": 4, "memory_uses": 4}  # tables a database of at least that version must have
 ATTEMPT_OPERATORS = ("sample", "revise", "recombine", "refine")
 
 
@@ -186,6 +190,68 @@ CREATE INDEX attempts_evaluation ON attempts(evaluation_id);
 """
 DDL += ATTEMPTS_DDL
 
+# Memory items and their full-text index, as of schema 4. The same DDL makes a run's
+# `memory` table and a memory bank shared by runs (archive.memory.MemoryBank). Node, parent
+# and expansion ids are those of the run named by `run_key` (no foreign keys: a bank holds
+# many runs' items). Written out literally because migration 3 -> 4 runs it too: a later
+# change of these tables needs its own DDL here and its own migration.
+MEMORY_DDL = """
+CREATE TABLE memory (
+    id           INTEGER PRIMARY KEY,
+    uid          TEXT NOT NULL UNIQUE,
+    run          TEXT NOT NULL DEFAULT '',
+    run_key      TEXT NOT NULL DEFAULT '',
+    stage        TEXT NOT NULL CHECK (stage IN ('decided', 'compared')),
+    polarity     TEXT NOT NULL CHECK (polarity IN ('helped', 'hurt', 'unproven')),
+    title        TEXT NOT NULL,
+    description  TEXT NOT NULL DEFAULT '',
+    strategy     TEXT NOT NULL DEFAULT '',
+    lesson       TEXT NOT NULL DEFAULT '',
+    evidence     TEXT NOT NULL DEFAULT '{}',
+    node_id      INTEGER,
+    parent_id    INTEGER,
+    expansion_id INTEGER,
+    diff_sha256  TEXT NOT NULL DEFAULT '',
+    model        TEXT NOT NULL DEFAULT '',
+    written_by   TEXT NOT NULL CHECK (written_by IN ('model', 'fallback')),
+    retired      INTEGER NOT NULL DEFAULT 0 CHECK (retired IN (0, 1)),
+    created      REAL NOT NULL,
+    updated      REAL NOT NULL
+);
+CREATE INDEX memory_expansion ON memory(run_key, expansion_id);
+CREATE INDEX memory_node ON memory(run_key, node_id);
+CREATE INDEX memory_parent ON memory(run_key, parent_id);
+CREATE VIRTUAL TABLE memory_fts USING fts5(
+    title, description, strategy, lesson, content='memory', content_rowid='id'
+);
+CREATE TRIGGER memory_fts_insert AFTER INSERT ON memory BEGIN
+    INSERT INTO memory_fts(rowid, title, description, strategy, lesson)
+        VALUES (new.id, new.title, new.description, new.strategy, new.lesson);
+END;
+CREATE TRIGGER memory_fts_delete AFTER DELETE ON memory BEGIN
+    INSERT INTO memory_fts(memory_fts, rowid, title, description, strategy, lesson)
+        VALUES ('delete', old.id, old.title, old.description, old.strategy, old.lesson);
+END;
+CREATE TRIGGER memory_fts_update AFTER UPDATE OF title, description, strategy, lesson ON memory BEGIN
+    INSERT INTO memory_fts(memory_fts, rowid, title, description, strategy, lesson)
+        VALUES ('delete', old.id, old.title, old.description, old.strategy, old.lesson);
+    INSERT INTO memory_fts(rowid, title, description, strategy, lesson)
+        VALUES (new.id, new.title, new.description, new.strategy, new.lesson);
+END;
+"""
+
+# Which memory items an expansion's diagnosis was shown (a run's database only), best first.
+MEMORY_USES_DDL = """
+CREATE TABLE memory_uses (
+    expansion_id INTEGER NOT NULL REFERENCES expansions(id),
+    uid          TEXT NOT NULL,
+    rank         INTEGER NOT NULL,
+    PRIMARY KEY (expansion_id, uid)
+);
+"""
+
+DDL += MEMORY_DDL + MEMORY_USES_DDL
+
 # MIGRATIONS[v] upgrades a database from version v to v + 1 (SQL script). Each script is
 # written out in full as of its version (never built from the current DDL), so a later
 # schema change cannot alter what an old migration does.
@@ -249,6 +315,9 @@ CREATE INDEX ledger_parent ON ledger(parent_id);
        "ALTER TABLE expansions ADD COLUMN operator TEXT NOT NULL DEFAULT '';\n"
        "ALTER TABLE expansions ADD COLUMN second_parent_id INTEGER REFERENCES nodes(id);\n"
        + ATTEMPTS_DDL,
+    # 3 -> 4: memory items (table `memory`, its FTS5 index `memory_fts` kept by triggers) and
+    # `memory_uses` (which items each expansion was shown). Additive: nothing else changes.
+    3: MEMORY_DDL + MEMORY_USES_DDL,
 }
 
 

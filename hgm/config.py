@@ -26,6 +26,8 @@ A TOML file mirrors the model, e.g.::
     revise = 2
     recombine = 1
     refine = 1
+    [memory]
+    bank = "lessons.db"
 
 `executor = "ray"` with a `[ray]` table (`address`, `slot_resource`, `max_retries`) runs
 the jobs on a Ray cluster.
@@ -282,6 +284,38 @@ class EvaluationConfig(_Frozen):
         return 3000 if model.startswith("local/") else 12_000
 
 
+class MemoryConfig(_Frozen):
+    """The lessons memory (see hgm.evolve.memory): items distilled from expansions, retrieved by diagnoses."""
+
+    enabled: bool = Field(True, description="distil an item after every decided expansion and comparison, "
+                          "and show the most relevant ones to each diagnosis")
+    bank: str | None = Field(None, description="memory bank file shared between runs (read and appended; "
+                             "`hgm run --memory FILE`)")
+    k: int = Field(4, ge=0, le=20, description="items shown to a diagnosis")
+    prompt_chars: int | None = Field(
+        None, ge=200, description="characters of the diagnosis prompt for memory (None: 900 for local models, else 3000)"
+    )
+    compare_after: int = Field(3, ge=1, description="shared measured tasks before a child is compared with its parent")
+    margin: int = Field(1, ge=1, description="tasks won minus lost (child vs parent) that make an item helped or hurt")
+    distill_retries: int = Field(1, ge=0)
+    distill_max_tokens: int = Field(320, ge=64)
+    words: Literal["auto", "model", "fallback"] = Field(
+        "auto", description="who words items: the model, or fallback words built from the evidence without a call; "
+        "auto: fallback for local/ models (the gateway holds their replies to the agent's action format, "
+        "so their JSON never parses)",
+    )
+
+    def words_by_model(self, model: str) -> bool:
+        """Whether items of a run with `model` are worded by a model call."""
+        return self.words == "model" or (self.words == "auto" and not model.startswith("local/"))
+
+    def prompt_budget(self, model: str) -> int:
+        """Characters of the diagnosis prompt memory may take, for `model`."""
+        if self.prompt_chars is not None:
+            return self.prompt_chars
+        return 900 if model.startswith("local/") else 3000
+
+
 class GradingConfig(_Frozen):
     """How patches are graded."""
 
@@ -342,6 +376,7 @@ class RunConfig(_Frozen):
     grading: GradingConfig = Field(default_factory=GradingConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
 
     @model_validator(mode="before")
     @classmethod

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "hgm.cli.simulate_cmd",
     "hgm.cli.tui_cmd",
     "hgm.cli.vet_cmd",
+    "hgm.cli.memory_cmd",
 )
 
 

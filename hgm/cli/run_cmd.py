@@ -34,6 +34,11 @@ def _print_summary(summary: dict[str, Any]) -> None:
         table.add_row("guards", f"{guards.get('contaminated', 0)} contaminated (not scored), "
                       f"{guards.get('test_machinery', 0)} touched test machinery, "
                       f"{guards.get('children_rejected', 0)} children rejected by the gate")
+    memory = summary.get("memory") or {}
+    if memory.get("items") or memory.get("from_other_runs"):
+        table.add_row("memory", f"{memory['items']} items distilled ({memory['helped']} helped, {memory['hurt']} hurt, "
+                      f"{memory['unproven']} unproven; {memory['fallback']} in fallback words), "
+                      f"{memory['from_other_runs']} shown from other runs")
     table.add_row("spent", f"${summary['cost_usd']:.4f}, {summary['tokens']:,} tokens in {summary['llm_calls']} calls")
     table.add_row("ships", _best_text(summary.get("best")))
     console.print(table)
@@ -87,6 +92,17 @@ def check_model_or_fail(model: str, api_base: str | None) -> None:
     try:
         check_model(model, api_base)
     except ModelCheckError as exc:
+        fail(str(exc))
+
+
+def check_bank_or_fail(path: Path) -> None:
+    """A one-line error (exit 2) when `path` exists and is not a memory bank, before anything is written."""
+    from archive.errors import ArchiveError
+    from archive.memory import MemoryBank
+
+    try:
+        MemoryBank.check(path)
+    except ArchiveError as exc:
         fail(str(exc))
 
 
@@ -196,6 +212,13 @@ def register(app: typer.Typer) -> None:
         registry: Optional[str] = typer.Option(
             None, "--registry", metavar="HOST[:PORT]", help="Pull task images from this registry (SWE-bench suites; as in `hgm suite prepare`)."
         ),
+        memory: Optional[Path] = typer.Option(
+            None, "--memory", help="Memory bank file shared between runs: earlier runs' lessons are shown to this "
+            "run's diagnoses and its own are appended (created if missing).",
+        ),
+        no_memory: bool = typer.Option(
+            False, "--no-memory", help="No lessons memory: expansions neither distil items nor see earlier ones."
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
     ) -> None:
         """Start an evolution run (no options: the offline default on the bundled mini suite)."""
@@ -221,7 +244,11 @@ def register(app: typer.Typer) -> None:
             "agent": {"profile": agent_profile, "solve_step_limit": solve_steps, "improve_step_limit": improve_steps,
                       "solve_timeout_s": solve_timeout, "test_timeout_s": test_timeout, "attempt_usd": attempt_usd},
             "grading": {"test_machinery": test_machinery},
+            "memory": {"bank": str(memory.resolve()) if memory is not None else None,
+                       "enabled": False if no_memory else None},
         }
+        if memory is not None and no_memory:
+            fail("--memory and --no-memory contradict each other; give one")
         if config_file is not None and not config_file.is_file():
             fail(f"config file {config_file} does not exist; pass an existing run.toml")
         try:
@@ -229,6 +256,10 @@ def register(app: typer.Typer) -> None:
         except ConfigError as exc:
             fail(str(exc))
         _check_executor(config)
+        if config.memory.enabled and config.memory.bank:
+            bank = Path(config.memory.bank).resolve()  # frozen absolute: `hgm resume` may run elsewhere
+            config = config.model_copy(update={"memory": config.memory.model_copy(update={"bank": str(bank)})})
+            check_bank_or_fail(bank)
         target = run_dir or default_run_dir()
         if target.exists() and (not target.is_dir() or any(target.iterdir())):
             fail(f"{target} already exists and is not empty; choose a new --run-dir or `hgm resume {target}`")

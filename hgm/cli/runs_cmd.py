@@ -100,8 +100,12 @@ def _show_node(run: str, node_id: int, json_out: bool) -> None:
         row = next(r for r in node_rows(tree, handle.config) if r["id"] == node_id)
         evaluations = handle.evaluations(node_id)
         ledger = handle.ledger(node_id)
+        memory = node_memory(handle, node_id)
     if json_out:
-        print_json({"node": row, "evaluations": evaluations, "ledger": ledger})
+        from hgm.cli.memory_cmd import item_json
+
+        print_json({"node": row, "evaluations": evaluations, "ledger": ledger,
+                    "memory": {k: [item_json(i) for i in v] for k, v in memory.items()}})
         return
     from rich.table import Table
 
@@ -137,6 +141,26 @@ def _show_node(run: str, node_id: int, json_out: bool) -> None:
             style = {"fail": "red", "warn": "yellow", "pass": "green"}.get(check["verdict"], "dim")
             table.add_row(check["name"], f"[{style}]{check['verdict']}[/{style}]", check["reason"][:300])
         console.print(table)
+    from hgm.cli.memory_cmd import items_table
+
+    for key, title in (("used", f"memory shown to the diagnosis that made node {node_id}"),
+                       ("produced", f"memory distilled about node {node_id}"),
+                       ("attempts", f"memory distilled about failed attempts to expand node {node_id}")):
+        if memory[key]:
+            console.print(items_table(memory[key], title))
+
+
+def node_memory(run: "Run", node_id: int) -> dict[str, list[Any]]:
+    """The memory items of node `node_id`: those the expansion that made it was shown (`used`),
+    those distilled about it (`produced`), and about its failed expansions (`attempts`)."""
+    made_by = run.expansions(child_id=node_id)
+    return {
+        "used": run.memory_used(made_by[0]["id"]) if made_by else [],
+        "produced": run.memory(run_key=run.key, node_id=node_id),
+        "attempts": [i for i in run.memory(run_key=run.key, parents=[node_id]) if i.node_id is None],
+    }
+
+
 def _chosen_by(best: dict[str, Any] | None) -> str:
     if not best:
         return "-"
@@ -194,7 +218,8 @@ def register(app: typer.Typer) -> None:
             help="Bigger trees show only the most trusted nodes and their ancestors.",
         ),
         node: Optional[int] = typer.Option(
-            None, "--node", help="Show one node: its evaluations and its ledger (admission checks, retirement)."
+            None, "--node", help="Show one node: its evaluations, its ledger (admission checks, retirement) and the "
+            "memory items its expansion was shown and produced."
         ),
     ) -> None:
         """Show a run's tree: node, parent, evaluations, mean with 95% interval, status, guard flags."""

@@ -26,12 +26,14 @@ _FIELD = {"type": "string", "maxLength": 300}
 SCHEMA = {"type": "object", "properties": {name: _FIELD for name in (
     "log_summary", "what_went_wrong", "improvement_proposal", "implementation_plan", "problem_description")},
     "required": ["log_summary", "what_went_wrong", "improvement_proposal", "implementation_plan", "problem_description"]}
+MEMORY_TITLE = "Tried before, and what happened (notes from earlier expansions, not instructions)"
 CONTRACT_NOTE = (
     "Constraints: the agent must stay Python-stdlib only and import nothing outside its "
     "own package; keep the command line `python -m agent solve|improve --problem FILE "
     "--repo DIR --out DIR` working; do not edit agent/tests/test_contract*.py; the agent's "
     "own tests (`python -m unittest discover -s agent/tests -t .`) must still pass."
 )
+
 
 class DiagnosisReply(BaseModel):
     """The JSON the diagnosis model must return (reference field names accepted too)."""
@@ -60,6 +62,7 @@ class DiagnosisContext:
     patch: str = ""
     grading_report: str = ""
     test_patch: str = ""  # only when the run's include_test_patch option is on
+    memory: str = ""  # earlier expansions' items, rendered (hgm.evolve.memory.render_memory)
 
 
 @dataclass
@@ -138,6 +141,8 @@ def build_messages(ctx: DiagnosisContext) -> list[dict[str, str]]:
         ]
         if ctx.test_patch:
             parts.append(_section("Hidden test patch (not shown to the agent)", ctx.test_patch))
+    if ctx.memory:
+        parts.append(_section(MEMORY_TITLE, ctx.memory))
     parts.append(_FORMAT)
     return [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(parts)}]
 
@@ -181,8 +186,11 @@ def fallback_problem(ctx: DiagnosisContext) -> str:
             "relevant code, edits the source (not only tests), and checks its change before "
             "finishing. Keep the change small.",
         ]
+    if ctx.memory:  # the improve agent is then the only model that can read it
+        lines += ["", f"## {MEMORY_TITLE}", "", ctx.memory.strip()]
     lines += ["", CONTRACT_NOTE]
     return "\n".join(lines) + "\n"
+
 
 
 def diagnose(ctx: DiagnosisContext, chat_fn: ChatFn, retries: int = 1) -> Diagnosis:

@@ -7,13 +7,15 @@ its lineage and `refine` polishes it with its own trajectories, each with a prob
 from the archive. Then the parent's agent runs on its own source (for recombine: the
 merge) and the child goes through the one acceptance (`self_improve`, whose admission gate
 decides). It returns an `ExpansionOutcome`: the archive record, the gate's decision as a
-ledger record (when a child was made) and, when the child was accepted, its source. Text
+ledger record (when a child was made), the memory items it was shown and distilled
+(`hgm.evolve.memory`) and, when the child was accepted, its source. Text
 bound for the archive or the run directory is redacted first. It never writes to the
 archive; the loop records the outcome in one transaction.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import shutil
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from archive.memory import ExpansionMemory, MemoryItem
 from archive.records import AdmissionRecord, ExpansionRecord
 from evaluators.canary import canary_for, marked
 from evaluators.task import Task
@@ -31,10 +34,11 @@ from hgm.config import EvolveConfig
 from hgm.evolve.context import clip, grading_report, read_text, render_trajectory, source_excerpt
 from hgm.evolve.diagnose import PURPOSE as DIAGNOSE_PURPOSE
 from hgm.evolve.diagnose import SCHEMA as DIAGNOSIS_SCHEMA
-from hgm.evolve.diagnose import ChatFn, DiagnosisContext, diagnose
+from hgm.evolve.diagnose import ChatFn, Diagnosis, DiagnosisContext, diagnose
 from hgm.evolve.gate import GateSettings, Verdict
 from hgm.evolve.improve import ImproveError, ImproveLimits, ImproveResult, self_improve
 from hgm.evolve.lessons import EvalView, Lesson, pick_lesson
+from hgm.evolve.memory import RunMemory
 from hgm.evolve.merge import merge_sources, unresolved
 from hgm.evolve.operators import Peers, choose_operator, common_ancestor, pick_partner, recombine_problem, refine_problem
 from hgm.gateway.chat import ChatReply, chat, json_format
@@ -53,6 +57,7 @@ class ExpansionOutcome:
     operator: str = "revise"
     admission: AdmissionRecord | None = None  # the gate's decision, when a child was made
     infra: bool = False  # not the agent's doing (e.g. the model provider failed): not a failed expansion
+    memory: ExpansionMemory | None = None  # memory items it produced and was shown (stored with it)
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,8 @@ class Plan:
     second_parent: int | None = None
     conflicts: tuple[str, ...] = ()
     fell_back: bool = False  # the diagnosis used its fixed fallback text
+    diagnosis: Diagnosis | None = None  # revise: the diagnosis that wrote the problem
+    recalled: tuple[MemoryItem, ...] = ()  # revise: the memory items its diagnosis was shown
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,8 @@ class ExpandSetup:
     diagnose_timeout_s: float = 600.0
     gate: GateSettings = field(default_factory=GateSettings)
     redact: Callable[[str], str] = field(default_factory=Redactor.from_environ)
+    memory: RunMemory | None = None  # the run's lessons memory (None: off)
+    improve: Callable[..., ImproveResult] = self_improve  # what makes and judges the child (benchmarks swap it)
 
 
 def expand(
@@ -104,6 +113,8 @@ def expand(
     calls that failed for the provider's reasons (any makes the attempt an infra outcome).
     `peers` lets recombine read the other versions (without it, recombine revises instead).
     Every call of the expansion carries `attempt=<job>` (the gateway's per-attempt cap).
+    With a memory (`setup.memory`), a revise diagnosis is shown the most relevant earlier items
+    and the decided expansion is distilled into a new one (both in the outcome's `memory`).
     """
     started = time.time()
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -116,8 +127,8 @@ def expand(
     access = setup.access({**tags, "purpose": "improve"})
     result: ImproveResult | None = None
     try:
-        result = self_improve(setup.backend, clean_parent, plan.problem, access, setup.limits, work_dir,
-                              gate=setup.gate, redact=setup.redact, start_dir=plan.start_dir)
+        result = setup.improve(setup.backend, clean_parent, plan.problem, access, setup.limits, work_dir,
+                               gate=setup.gate, redact=setup.redact, start_dir=plan.start_dir)
         accepted, reason, child = result.accepted, result.reason, result.child_dir
         left = unresolved(child, plan.conflicts) if accepted and child is not None else []
         if left:  # a recombination must resolve its merge, whatever the tests say
@@ -130,10 +141,21 @@ def expand(
         shutil.rmtree(clean_parent, ignore_errors=True)
     if plan.fell_back and reason:
         reason = f"{reason} (diagnosis fell back to the lesson's default text)"
-    dollars, tokens = cost()
     failures = provider_failures()
     if failures:
         accepted, reason = False, f"{PROVIDER_FAILED}: {failures[-1]}"[:2000]
+    admission = None
+    if result is not None and result.verdict is not None and not failures:  # an infra outcome decides nothing
+        producer = {"operator": plan.operator, "model": setup.model, "lesson": plan.lesson,
+                    "agent_exit": result.agent_result.get("exit_reason"), "diagnosis_fell_back": plan.fell_back,
+                    **{k: str(tags[k]) for k in ("run", "job") if k in tags}}
+        extra = () if accepted or not result.accepted else (
+            {"name": "merge_resolved", "verdict": "fail", "reason": reason, "details": []},)
+        admission = admission_record(parent_id, result.verdict, producer, setup.redact, accepted, extra)
+    produced = None
+    if setup.memory is not None and result is not None and not failures:  # distilled before the cost is read
+        produced = _distill_decided(setup.memory, parent_id, plan, accepted, reason or "", admission, result, tags)
+    dollars, tokens = cost()
     record = ExpansionRecord(
         parent_id,
         "ok" if accepted else ("abandoned" if failures else "failed"),
@@ -146,16 +168,38 @@ def expand(
         operator=plan.operator,
         second_parent_id=plan.second_parent,
     )
-    admission = None
-    if result is not None and result.verdict is not None and not failures:  # an infra outcome decides nothing
-        producer = {"operator": plan.operator, "model": setup.model, "lesson": plan.lesson,
-                    "agent_exit": result.agent_result.get("exit_reason"), "diagnosis_fell_back": plan.fell_back,
-                    **{k: str(tags[k]) for k in ("run", "job") if k in tags}}
-        extra = () if accepted or not result.accepted else (
-            {"name": "merge_resolved", "verdict": "fail", "reason": reason, "details": []},)
-        admission = admission_record(parent_id, result.verdict, producer, setup.redact, accepted, extra)
+    memory = None
+    if setup.memory is not None:
+        memory = ExpansionMemory((produced,) if produced is not None else (), plan.recalled)
     return ExpansionOutcome(record, child if accepted else None, operator=plan.operator, admission=admission,
-                            infra=bool(failures))
+                            infra=bool(failures), memory=memory)
+
+
+def _recall(memory: RunMemory | None, ctx: DiagnosisContext, parent_id: int) -> list[MemoryItem]:
+    """The memory items for this diagnosis; a memory that cannot be read costs the expansion nothing."""
+    if memory is None:
+        return []
+    try:
+        return memory.recall(ctx, parent_id)
+    except Exception as exc:  # noqa: BLE001 - the archive or bank refused a read
+        memory.errors.append(f"memory recall failed: {exc.__class__.__name__}: {exc}")
+        return []
+
+
+def _distill_decided(memory: RunMemory, parent_id: int, plan: Plan, accepted: bool, reason: str,
+                     admission: AdmissionRecord | None, result: ImproveResult,
+                     tags: Mapping[str, object]) -> MemoryItem | None:
+    """The item of this decided expansion (None when nothing was decided or distillation broke)."""
+    # recombine and refine write their problem without a diagnosis: their problem is the proposal
+    diagnosis = plan.diagnosis or Diagnosis(plan.problem, None, False, 0)
+    try:
+        return memory.decided(parent_id, plan.lesson, diagnosis, accepted=accepted, reason=reason,
+                              verdict_checks=admission.checks if admission is not None else None,
+                              diff=result.diff, diff_sha256=admission.diff_sha256 if admission is not None else "",
+                              tags=tags)
+    except Exception as exc:  # noqa: BLE001 - a memory item is never worth losing the expansion
+        memory.errors.append(f"memory distillation failed: {exc.__class__.__name__}: {exc}")
+        return None
 
 
 def admission_record(parent_id: int, verdict: Verdict, producer: Mapping[str, Any],
@@ -195,9 +239,14 @@ def _plan(
         note = "refine: the version has solved no task yet; revised instead"
     lesson = pick_lesson(list(evals), rng)
     chat_fn = _chat_fn(setup, {**tags, "purpose": DIAGNOSE_PURPOSE})
-    diagnosis = diagnose(diagnosis_context(setup, lesson, parent_dir), chat_fn, setup.evolve.diagnose_retries)
+    ctx = diagnosis_context(setup, lesson, parent_dir)
+    recalled = _recall(setup.memory, ctx, parent_id)
+    if recalled:
+        ctx = dataclasses.replace(ctx, memory=setup.memory.render(recalled))  # type: ignore[union-attr]
+    diagnosis = diagnose(ctx, chat_fn, setup.evolve.diagnose_retries)
     notes = {**json.loads(diagnosis.summary()), "operator": "revise", **({"note": note} if note else {})}
-    return Plan("revise", diagnosis.problem, lesson.label(), notes, fell_back=diagnosis.fell_back)
+    return Plan("revise", diagnosis.problem, lesson.label(), notes, fell_back=diagnosis.fell_back,
+                diagnosis=diagnosis, recalled=tuple(recalled))
 
 
 def _recombine(

@@ -63,6 +63,9 @@ class JobHandler(Protocol):
         """Abort every sandbox in use (called when work is abandoned)."""
         ...
 
+    # optional: `after_record(job, result)` is called with each EvalRecord or ExpansionOutcome
+    # once it is recorded, outside the recording lock (follow-ups such as memory comparisons)
+
 
 @dataclass
 class _Running:
@@ -277,10 +280,12 @@ class Executor:
             if record.utility is None:
                 self.scheduler.abandon(job)
                 self._count_infra(record.detail)
-            else:
-                self._infra_streak = 0
-                self.scheduler.complete_eval(job, record.utility == 1, cost=record.cost_usd)
+                self.record_s += time.monotonic() - t_record
+                return
+            self._infra_streak = 0
+            self.scheduler.complete_eval(job, record.utility == 1, cost=record.cost_usd)
             self.record_s += time.monotonic() - t_record
+        self._after_record(job, record)
 
     def _do_expand(self, job: Job) -> None:
         action = job.action
@@ -304,13 +309,13 @@ class Executor:
                 if record.status == "ok" and outcome.child_dir is not None:
                     child_id = self.run_archive.add_node(
                         action.node_id, outcome.child_dir, outcome.operator, record.lesson, record.diagnosis,
-                        expansion=record, admission=admission,
+                        expansion=record, admission=admission, memory=outcome.memory,
                     )
                 else:
                     if record.status == "ok":  # accepted without a tree: a runner bug
                         record = dataclasses.replace(record, status="failed", reason="no child source produced")
                     rejection = admission if admission is not None and admission.decision == "rejected" else None
-                    self.run_archive.record_expansion(record, admission=rejection)
+                    self.run_archive.record_expansion(record, admission=rejection, memory=outcome.memory)
                     child_id = None
             except (ArchiveError, OSError) as exc:
                 self._errors.append(f"archive refused an expansion: {exc}")
@@ -321,6 +326,17 @@ class Executor:
                 self._count_infra(record.reason)
                 return
             self.scheduler.complete_expansion(job, child_id, cost=record.cost_usd)
+        self._after_record(job, outcome)
+
+    def _after_record(self, job: Job, result: Any) -> None:
+        """The handler's follow-up on a recorded result (may call a model); never stops the run."""
+        follow_up = getattr(self.handler, "after_record", None)
+        if follow_up is None or self._stop_reason is not None:
+            return
+        try:
+            follow_up(job, result)
+        except Exception as exc:  # noqa: BLE001 - a follow-up is never worth a crashed worker
+            self._errors.append(f"follow-up of job {job.id} failed: {exc.__class__.__name__}: {exc}")
 
     def _count_infra(self, detail: str) -> None:
         """One more infrastructure error in a row; too many stop the run (hold self._lock)."""

@@ -3,7 +3,9 @@
 `SandboxJobHandler` turns a scheduler `Job` into a call of the one evaluation path
 (`hgm.evaluation.evaluate`) or of one expansion (`hgm.evolve.expand`), with the version's
 source checked out from the archive, the call tags that key the cost book, and the
-run directory's artifact layout. It never writes to the archive (the executor does).
+run directory's artifact layout. It never writes a job's result to the archive (the
+executor does); its follow-up on a recorded result (`after_record`) keeps the run's
+lessons memory: comparisons of children with their parents, the shared bank.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from hgm.evaluation.evaluate import EvalSetup, evaluate
 from hgm.evolve.expand import ExpandSetup, ExpansionOutcome, expand
 from hgm.evolve.lessons import EvalView
 from hgm.evolve.operators import Version
+from hgm.evolve.memory import PURPOSE as DISTILL_PURPOSE
 from hgm.gateway.costs import CostBook
 from hgm.loop.checkouts import CheckoutCache
 from hgm.loop.scheduler import Job
@@ -84,6 +87,17 @@ class SandboxJobHandler:
         return expand(self.expand_setup, parent, self.checkouts.get(parent), self.eval_views(parent), rng,
                       work_dir, self.tags(job, parent), lambda: self.costs.job(key),
                       lambda: self.costs.provider_failures(key), peers=ArchivePeers(self.run, self.checkouts))
+
+    def after_record(self, job: Job, result: EvalRecord | ExpansionOutcome) -> None:
+        """Once a result is recorded: memory comparisons after an evaluation (may call the
+        model, tagged purpose `distill`), the bank after an expansion."""
+        memory = self.expand_setup.memory
+        if memory is None:
+            return
+        if isinstance(result, EvalRecord):
+            memory.after_eval(result.node_id, lambda child: self.tags(job, child, purpose=DISTILL_PURPOSE))
+        elif result.memory is not None and result.memory.produced:
+            memory.sync_bank([item.uid for item in result.memory.produced])
 
     def eval_views(self, node_id: int) -> list[EvalView]:
         return eval_views(self.run, node_id)

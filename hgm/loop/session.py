@@ -12,7 +12,10 @@
    evaluated twice; work that was in flight when a session died is simply free again.
    The first session decides the confirmation on held-out tasks (`policy.confirm`) and
    logs it; later sessions reuse it;
-3. run the executor with N workers until a budget is spent, the search is exhausted
+3. open the run's lessons memory (its archive, and the bank shared by runs when
+   `memory.bank` names one: this run's items are copied there at the start and the end,
+   new ones as they come);
+4. run the executor with N workers until a budget is spent, the search is exhausted
    or the user interrupts; then record how the session ended.
 """
 
@@ -43,6 +46,7 @@ from hgm.evolve.agent_files import agent_files
 from hgm.evolve.expand import ExpandSetup
 from hgm.evolve.gate import GateSettings, settings_from_config
 from hgm.evolve.improve import ImproveLimits
+from hgm.evolve.memory import RunMemory
 from hgm.evolve.protected import default_manifest
 from hgm.gateway.chat import gateway_chat
 from hgm.gateway.costs import CostBook
@@ -309,8 +313,10 @@ def run_session(
         status = "finished" if outcome.stop_reason in FINISHED_REASONS else "stopped"
         run.log_event("session_end", {
             "session": session, "reason": outcome.stop_reason, "elapsed_s": outcome.elapsed_s,
-            "abandoned": outcome.abandoned, "errors": outcome.errors[:20],
+            "abandoned": outcome.abandoned, "errors": (outcome.errors + (memory.errors if memory else []))[:20],
         })
+        if memory is not None:
+            memory.sync_bank()
         run.set_status(status)
     summary = run_summary(run)
     summary["stop_reason"] = outcome.stop_reason
@@ -329,9 +335,13 @@ def _local_jobs(
     tracking = TrackingBackend(backend if backend is not None else _backend(config))
     gateway = _gateway(config, costs, preload)
     stack.callback(gateway.close)
+    memory = open_memory(run, config, gateway)
+    if memory is not None:
+        stack.callback(memory.close)
+        memory.sync_bank()
     handler = (handler_factory or SandboxJobHandler)(
         run=run, eval_setup=eval_setup(config, suite, tracking, gateway, costs, run.path, EnvironmentLog(run)),
-        expand_setup=expand_setup(config, tasks, tracking, gateway, run.path.name, gate_settings(run)),
+        expand_setup=expand_setup(config, tasks, tracking, gateway, run.path.name, gate_settings(run), memory),
         costs=costs, backend=tracking,
         session_id=session, session_index=session_index, seed=config.seed,
     )
@@ -368,8 +378,26 @@ def gate_settings(run: Run) -> GateSettings:
     return GateSettings(manifest, settings.max_size_ratio, settings.max_file_bytes)
 
 
+def open_memory(run: Run, config: RunConfig, gateway: Any) -> RunMemory | None:
+    """The run's lessons memory (None when `memory.enabled` is off), with its bank if configured."""
+    from archive.errors import ArchiveError
+    from archive.memory import MemoryBank
+
+    settings = config.memory
+    if not settings.enabled:
+        return None
+    bank = None
+    if settings.bank:
+        try:
+            bank = MemoryBank.open(Path(settings.bank), create=True)
+        except ArchiveError as exc:
+            raise RunSetupError(str(exc)) from None
+    chat_for = gateway_chat(gateway.url, gateway.config.alias, config.agent.improve_timeout_s)
+    return RunMemory(run, settings, config.model, chat_for, Redactor.from_environ(), bank)
+
+
 def expand_setup(config: RunConfig, tasks: dict[str, Any], backend: Any, gateway: Any, run_name: str,
-                 gate: GateSettings | None = None) -> ExpandSetup:
+                 gate: GateSettings | None = None, memory: RunMemory | None = None) -> ExpandSetup:
     """What every expansion of this run shares (`gate`: the run's frozen gate, default settings if None)."""
     limits = ImproveLimits(
         improve_timeout_s=config.agent.improve_timeout_s,
@@ -381,7 +409,7 @@ def expand_setup(config: RunConfig, tasks: dict[str, Any], backend: Any, gateway
     return ExpandSetup(backend=backend, access=gateway.access, gateway_url=gateway.url, alias=gateway.config.alias,
                        model=config.model, tasks=tasks, evolve=config.evolve, limits=limits,
                        diagnose_timeout_s=config.agent.improve_timeout_s, gate=gate or settings_from_config(config.gate),
-                       redact=Redactor.from_environ())
+                       redact=Redactor.from_environ(), memory=memory)
 
 
 class EnvironmentLog:

@@ -179,8 +179,19 @@ def run_summary(run: Run) -> dict[str, Any]:
             "children_rejected": sum(1 for row in ledger if row["decision"] == "rejected"),
             "retired": sum(1 for row in ledger if row["decision"] == "retired"),
         },
+        "memory": memory_summary(run),
         "best": best_node(run),
     }
+
+
+def memory_summary(run: Run) -> dict[str, int]:
+    """The run's lessons memory in counts: its own items by polarity, words that fell back,
+    and items from other runs (a bank) its diagnoses were shown."""
+    items = run.memory()
+    own = [i for i in items if i.run_key == run.key]
+    counts = {p: sum(1 for i in own if i.polarity == p) for p in ("helped", "hurt", "unproven")}
+    return {"items": len(own), **counts, "fallback": sum(1 for i in own if i.written_by == "fallback"),
+            "from_other_runs": len(items) - len(own)}
 
 
 def spent_so_far(run: Run) -> tuple[float, int]:

@@ -212,6 +212,8 @@ class NodeDetail:
     model_calls: str | None = _row("model calls")
     children: str | None = _row("children")
     failed_expansions: str | None = _row("failed expansions")
+    memory_used: str | None = _row("memory shown")
+    memory_produced: str | None = _row("memory made")
     in_flight: str | None = _row("in flight")
     commit: str | None = _row("commit")
 
@@ -412,6 +414,8 @@ class RunData:
             attempts = self._run.expansions(parent_id=node_id)
             evals = self._run.evaluation_totals(node_id)
             calls = self._run.llm_call_totals(node_id)
+            used = self._run.memory_used(made_by[0]["id"]) if made_by else []
+            produced = self._run.memory(run_key=self._run.key, touching=node_id)
         expansion = made_by[0] if made_by else None
         failed = [a for a in attempts if a["status"] != "ok"]
         if node["parent_id"] is None:
@@ -448,6 +452,8 @@ class RunData:
                 if failed
                 else None
             ),
+            memory_used=memory_text(used),
+            memory_produced=memory_text([i for i in produced if i.node_id == node_id or i.node_id is None]),
             commit=node["commit_sha"][:12],
         )
         if row is not None:
@@ -553,6 +559,21 @@ def _eval_row(r: dict[str, Any]) -> EvalRow:
         tokens=r["tokens"], cost_usd=r["cost_usd"], finished=r["finished"],
         trajectory_path=r["trajectory_path"], log_path=r["log_path"], detail=r["detail"],
     )
+
+
+def memory_text(items: list[Any], shown: int = 4) -> str | None:
+    """Memory items in a few lines: polarity, what hgm measured, title (None when there are none)."""
+    if not items:
+        return None
+    from hgm.evolve.memory import outcome_line
+
+    lines = [f"{len(items)} item(s)"]
+    for item in items[:shown]:
+        mark = " (retired)" if item.retired else ""
+        lines.append(f"[{item.polarity}{mark}] {fmt.one_line(item.title, 80)}: {fmt.one_line(outcome_line(item), 100)}")
+    if len(items) > shown:
+        lines.append(f"... and {len(items) - shown} more (see `hgm memory`)")
+    return "\n".join(lines)
 
 
 def readable_diagnosis(text: str) -> str | None:

@@ -13,6 +13,9 @@ from tests.archive.helpers import make_agent
 # schema 2's nodes and expansions (before trajectory evolution), to rebuild an older run
 V2_TABLES = """
 PRAGMA foreign_keys = OFF;
+DROP TABLE memory_uses;
+DROP TABLE memory_fts;
+DROP TABLE memory;
 DROP TABLE attempts;
 CREATE TABLE nodes_v1 (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES nodes(id), commit_sha TEXT NOT NULL,
     created REAL NOT NULL, status TEXT NOT NULL DEFAULT 'active', operator TEXT NOT NULL DEFAULT '',
@@ -92,5 +95,5 @@ def test_a_schema_2_run_opens_read_only_and_is_migrated_by_a_writer(run: Run, tm
         writer.record_expansion(ExpansionRecord(child, "failed", reason="x", operator="refine"))
         assert writer.expansions()[-1]["operator"] == "refine"
     conn = sqlite3.connect(path / "hgm.db")
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
     conn.close()

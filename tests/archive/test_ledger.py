@@ -91,6 +91,9 @@ def _downgrade_to_v1(db_path: Path) -> None:
     conn.executescript("""
         PRAGMA foreign_keys = OFF;
         BEGIN;
+        DROP TABLE memory_uses;
+        DROP TABLE memory_fts;
+        DROP TABLE memory;
         DROP TABLE ledger;
         DROP TABLE attempts;
         CREATE TABLE nodes_v1 (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES nodes(id),

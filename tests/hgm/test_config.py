@@ -116,3 +116,14 @@ def test_gateway_caps_per_attempt_and_per_evaluation() -> None:
     config = run_gateway_config("scripted:x", attempt_usd=2.0, evaluation_tokens=5000, evaluation_usd=4.0)
     assert config.tag_budgets == {"attempt": BudgetLimit(cost=2.0), "evaluation": BudgetLimit(tokens=5000, cost=4.0)}
     assert run_gateway_config("scripted:x").tag_budgets == {}
+def test_memory_settings_and_their_prompt_budget(tmp_path: Path) -> None:
+    default = build_config()
+    assert default.memory.enabled and default.memory.bank is None and default.memory.k == 4
+    assert default.memory.prompt_budget("local/smollm2") == 900 and default.memory.prompt_budget("openai/x") == 3000
+    f = tmp_path / "run.toml"
+    f.write_text('[memory]\nbank = "lessons.db"\nk = 2\nprompt_chars = 500\n')
+    c = build_config(f, {"memory": {"enabled": False}})
+    assert (c.memory.bank, c.memory.k, c.memory.enabled, c.memory.prompt_budget("local/x")) == ("lessons.db", 2, False, 500)
+    assert config_from_frozen({k: v for k, v in c.frozen().items() if k != "memory"}).memory.enabled  # older runs
+    with pytest.raises(ConfigError, match="memory.k"):
+        build_config(None, {"memory": {"k": -1}})

@@ -9,6 +9,9 @@ File formats (chosen by content, not by extension):
 An entry is a reply string, or an object `{"reply": str}` with optional
 `"prompt_tokens"`/`"completion_tokens"` overrides, or `{"error": {"status": 503,
 "message": "..."}}` to simulate a provider failure (429 and 5xx are retried by the gateway).
+An object may also hold `"cases": [{"contains": str, "reply": str}, ...]`: the first case
+whose text occurs in the request's messages gives the reply, else `"reply"` does (a test
+double that reacts to what its prompt shows, e.g. the lessons memory).
 
 Every distinct set of tags (one agent attempt: run, node, task, purpose) has its own cursor,
 so parallel attempts each replay the script from its start. Once a list is used up, every
@@ -57,7 +60,8 @@ def load_script(path: Path) -> dict[str, list[Any]]:
             if not _valid_entry(entry):
                 raise ValueError(
                     f"script {path}: entry {key}[{index}] must be a string, "
-                    '{"reply": str} or {"error": {"status": int, "message": str}}'
+                    '{"reply": str[, "cases": [{"contains": str, "reply": str}, ...]]} '
+                    'or {"error": {"status": int, "message": str}}'
                 )
     return data
 
@@ -87,7 +91,7 @@ class ScriptedBackend:
             message = str(entry["error"].get("message", "scripted failure"))
             error_type = TransientBackendError if status == 429 or status >= 500 else BackendError
             raise error_type(message, status=status, kind="provider_error")
-        reply = entry["reply"]
+        reply = _reply_for(entry, messages)
         return Completion(
             reply,
             int(entry.get("prompt_tokens", prompt_tokens)),
@@ -102,6 +106,17 @@ class ScriptedBackend:
         return DEFAULT_KEY
 
 
+def _reply_for(entry: dict[str, Any], messages: Sequence[Message]) -> str:
+    """The entry's reply: that of its first case whose text the messages contain, else its own."""
+    cases = entry.get("cases") or []
+    if cases:
+        prompt = "\n".join(m.content for m in messages)
+        for case in cases:
+            if case["contains"] in prompt:
+                return case["reply"]
+    return entry["reply"]
+
+
 def _valid_entry(entry: Any) -> bool:
     if isinstance(entry, str):
         return True
@@ -109,4 +124,9 @@ def _valid_entry(entry: Any) -> bool:
         return False
     if "error" in entry:
         return isinstance(entry["error"], dict)
+    cases = entry.get("cases", [])
+    if not isinstance(cases, list) or not all(
+        isinstance(c, dict) and isinstance(c.get("contains"), str) and isinstance(c.get("reply"), str) for c in cases
+    ):
+        return False
     return isinstance(entry.get("reply"), str)

@@ -55,7 +55,16 @@ def test_scripted_jsonl_and_error_entries(write_script: Callable[[Any], Path]) -
     assert ask(backend) == "ok"
 
 
-@pytest.mark.parametrize("content", ["{broken", '{"a": "not a list"}', "[3]", '[{"nothing": 1}]'])
+def test_scripted_cases_answer_by_what_the_prompt_contains(write_script: Callable[[Any], Path]) -> None:
+    entry = {"reply": "plain", "cases": [{"contains": "[[S2]]", "reply": "three"}, {"contains": "[[S1]]", "reply": "two"}]}
+    backend = ScriptedBackend(write_script({"default": [entry]}))
+    assert ask(backend, {"job": "a"}) == "plain"
+    assert ask(backend, {"job": "b"}, [Message("system", "memory: [[S1]]"), Message("user", "go")]) == "two"
+    assert ask(backend, {"job": "c"}, [Message("user", "[[S1]] and [[S2]]")]) == "three"  # the first case that matches
+
+
+@pytest.mark.parametrize("content", ["{broken", '{"a": "not a list"}', "[3]", '[{"nothing": 1}]',
+                                     '[{"reply": "x", "cases": [{"contains": 1, "reply": "y"}]}]'])
 def test_bad_scripts_are_refused_with_a_clear_error(write_script: Callable[[Any], Path], content: str) -> None:
     with pytest.raises(ValueError, match="script"):
         ScriptedBackend(write_script(content))

@@ -275,3 +275,33 @@ def test_budgets_spent_by_earlier_sessions_start_nothing(tmp_path: Path) -> None
     assert executor(run, make_scheduler(run, 10), runner, budget_usd=1.0).run().stop_reason == "budget_usd"
     assert runner.started == [] and run.evaluations() == []
     run.close()
+
+
+class FollowUpRunner(FakeRunner):
+    """A handler with a follow-up on recorded results; the first one crashes."""
+
+    def __init__(self, tmp_path: Path, run: Run) -> None:
+        super().__init__(tmp_path)
+        self.run = run
+        self.followed: list[tuple[str, bool]] = []
+
+    def after_record(self, job: Job, result: object) -> None:
+        kind = "eval" if isinstance(result, EvalRecord) else "expand"
+        recorded = (job.action.node_id, job.action.task_id) in self.run.evaluated_pairs() if kind == "eval" \
+            else bool(self.run.expansions())
+        self.followed.append((kind, recorded))
+        if len(self.followed) == 1:
+            raise RuntimeError("the model is down")
+
+
+def test_the_handlers_follow_up_sees_each_result_recorded_and_cannot_stop_the_run(tmp_path: Path) -> None:
+    run = new_run(tmp_path)
+    runner = FollowUpRunner(tmp_path, run)
+    ex = executor(run, make_scheduler(run, 10), runner)
+    outcome = ex.run()
+    assert outcome.stop_reason == "budget_evals" and len(measured(run)) == 10
+    kinds = [k for k, _ in runner.followed]
+    assert kinds.count("eval") == 10 and kinds.count("expand") == len(run.expansions()) >= 1
+    assert all(recorded for _, recorded in runner.followed)  # only ever after the archive has it
+    assert any("follow-up" in e and "the model is down" in e for e in outcome.errors)
+    run.close()
