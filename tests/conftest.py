@@ -8,16 +8,20 @@ run instead of silently skipping.
 A test that finds out only while running that it cannot check its property calls the
 `require_or_skip` fixture with the gate that covers it instead of `pytest.skip`:
 HGM_REQUIRE_DOCKER (Docker engine or image), HGM_REQUIRE_LOCAL_ISOLATION (the local
-backend's network cut, and running its checks as an unprivileged user).
+backend's network cut, and running its checks as an unprivileged user), HGM_REQUIRE_MOUNT
+(mounting a tiny tmpfs to fill a disk for real, and starting a private dockerd: root).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
 import shutil
-from typing import Callable, NoReturn
+import subprocess
+from pathlib import Path
+from typing import Callable, Iterator, NoReturn
 
 import pytest
 
@@ -83,3 +87,38 @@ def require_or_skip(var: str, reason: str) -> NoReturn:
 def require_or_skip_fixture() -> Callable[[str, str], NoReturn]:
     """`require_or_skip(var, reason)`: skip, or fail when the HGM_REQUIRE_* gate `var` is 1."""
     return require_or_skip
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(path: Path, size_kb: int) -> Iterator[Path]:
+    """A tmpfs of `size_kb` KiB mounted at `path` (root only), unmounted afterwards.
+
+    Skips (or fails under HGM_REQUIRE_MOUNT=1) where mounting is not permitted.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k,mode=0777", "tmpfs", str(path)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        require_or_skip("HGM_REQUIRE_MOUNT", f"cannot mount a tmpfs here ({done.stderr.strip()[:120] or 'not root'})")
+    try:
+        yield path
+    finally:
+        for _ in range(20):
+            if subprocess.run(["umount", str(path)], capture_output=True).returncode == 0:
+                break
+            subprocess.run(["sleep", "0.2"])
+        else:
+            subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@pytest.fixture
+def tiny_fs(tmp_path: Path) -> Callable[[int], Path]:
+    """`tiny_fs(size_kb)`: a fresh tmpfs of that size (a really full disk), removed at teardown."""
+    stack = contextlib.ExitStack()
+    counter = iter(range(100))
+
+    def make(size_kb: int) -> Path:
+        return stack.enter_context(mounted_tmpfs(tmp_path / f"tinyfs{next(counter)}", size_kb))
+
+    with stack:
+        yield make
