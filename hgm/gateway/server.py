@@ -2,11 +2,17 @@
 
 Endpoints: `POST /v1/chat/completions`, `GET /v1/models`, `GET /health`. Every response is
 JSON with a Content-Length (HTTP/1.1 keep-alive works); every error is OpenAI-shaped.
+
+Besides its main socket, the gateway gives every `access(tags)` a socket of its own (an
+*identity*: a fresh directory holding `llm.sock`, mounted into that one sandbox). Calls on
+it are tagged with those tags, whatever the caller sends; `release(job=...)` closes the
+identities of a finished job and `close()` all of them.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import socket
@@ -14,6 +20,7 @@ import socketserver
 import tempfile
 import threading
 from http import HTTPStatus
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Mapping
@@ -32,6 +39,9 @@ MODELS_PATHS = frozenset({"/v1/models", "/models"})
 HEALTH_PATHS = frozenset({"/health", "/healthz", "/v1/health"})
 MAX_UNIX_PATH = 107  # sun_path holds 108 bytes including the terminating NUL
 SOCKET_NAME = "llm.sock"
+IDENTITY_PREFIX = "id-"
+
+log = logging.getLogger(__name__)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -50,7 +60,12 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         if body is None:
             return
-        status, payload = self.gateway.service.handle(body, self.headers.get(TAGS_HEADER))
+        identity = getattr(self.server, "identity", None)
+        try:
+            status, payload = self.gateway.service.handle(body, self.headers.get(TAGS_HEADER), identity)
+        except Exception as exc:  # noqa: BLE001 - answer, never print a traceback over the display
+            log.debug("gateway request failed", exc_info=True)
+            status, payload = 500, error_body(f"gateway error: {exc.__class__.__name__}: {exc}", "internal_error")
         self._send(status, payload)
 
     def do_GET(self) -> None:
@@ -97,7 +112,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length)
 
     def _send(self, status: int, payload: dict[str, Any]) -> None:
-        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8", "replace")  # never a lone surrogate
         phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
         head = (
             f"HTTP/1.1 {status} {phrase}\r\n"
@@ -111,15 +126,33 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+class _QuietErrors:
+    """A connection that breaks (client gone, bad bytes) is logged, never printed to the terminal."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("gateway connection failed", exc_info=True)
+
+
+class _UnixServer(_QuietErrors, socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     block_on_close = False
+    identity: Mapping[str, str] | None = None  # tags of every call on this socket (None: the header's)
 
 
-class _TcpServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+class _TcpServer(_QuietErrors, socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+
+
+@dataclass
+class _Identity:
+    """One sandbox's own socket: its tags, directory and listener."""
+
+    tags: dict[str, str]
+    directory: str
+    server: _UnixServer
+    thread: threading.Thread
 
 
 class Gateway:
@@ -140,6 +173,8 @@ class Gateway:
         self._servers: list[socketserver.BaseServer] = []
         self._threads: list[threading.Thread] = []
         self._own_dir: str | None = None
+        self._identities: dict[tuple[tuple[str, str], ...], _Identity] = {}
+        self._identity_lock = threading.Lock()
         self._closed = False
         self.socket_path = ""
         self.tcp_url: str | None = None
@@ -157,8 +192,65 @@ class Gateway:
         return self.socket_path
 
     def access(self, tags: Mapping[str, object]) -> ModelAccess:
-        """What an agent needs to reach this gateway with calls tagged `tags` (see `ModelAccess`)."""
-        return model_access(self.socket_path, self.config.alias, tags)
+        """What an agent needs to reach this gateway with calls tagged `tags` (see `ModelAccess`).
+
+        The access names a socket of its own, bound to `tags`: calls on it are accounted to
+        those tags whatever the agent claims. Equal tags share one socket until `release`.
+        """
+        clean = {str(k): str(v) for k, v in tags.items() if v is not None}
+        key = tuple(sorted(clean.items()))
+        with self._identity_lock:
+            if self._closed:
+                raise RuntimeError("the gateway is closed")
+            identity = self._identities.get(key)
+            if identity is None:
+                identity = self._identities[key] = self._open_identity(clean)
+        return model_access(os.path.join(identity.directory, SOCKET_NAME), self.config.alias, clean)
+
+    def release(self, **match: object) -> int:
+        """Close the identities whose tags include every `match` item (e.g. `job=KEY`); return how many."""
+        wanted = {str(k): str(v) for k, v in match.items()}
+        with self._identity_lock:
+            keys = [k for k, ident in self._identities.items() if wanted.items() <= ident.tags.items()]
+            gone = [self._identities.pop(k) for k in keys]
+        for identity in gone:
+            self._close_identity(identity)
+        return len(gone)
+
+    def identities(self) -> list[dict[str, str]]:
+        """The tags of every identity socket still open."""
+        with self._identity_lock:
+            return [dict(i.tags) for i in self._identities.values()]
+
+    def _identity_root(self) -> str:
+        return self._own_dir or os.path.dirname(self.socket_path)
+
+    def _open_identity(self, tags: dict[str, str]) -> _Identity:
+        directory = tempfile.mkdtemp(prefix=IDENTITY_PREFIX, dir=self._identity_root())
+        path = os.path.join(directory, SOCKET_NAME)
+        if len(os.fsencode(path)) > MAX_UNIX_PATH:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise ValueError(f"socket path {path} is longer than {MAX_UNIX_PATH} bytes; choose a shorter --socket")
+        try:
+            server = _UnixServer(path, _Handler)
+            server.identity = tags
+            server.gateway = self  # type: ignore[attr-defined]
+            os.chmod(path, 0o777)  # sandboxed agents run as another uid (1000)
+            os.chmod(directory, 0o755)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                                  name="hgm-gateway-identity", daemon=True)
+        thread.start()
+        return _Identity(tags, directory, server, thread)
+
+    @staticmethod
+    def _close_identity(identity: _Identity) -> None:
+        identity.server.shutdown()
+        identity.server.server_close()
+        identity.thread.join(timeout=5)
+        shutil.rmtree(identity.directory, ignore_errors=True)
 
     def backend_for(self, spec: str) -> Backend:
         """The backend serving `spec`, built on first use."""
@@ -179,9 +271,14 @@ class Gateway:
 
     def close(self) -> None:
         """Stop listening, remove the socket (and its directory if the gateway made it)."""
-        if self._closed:
-            return
-        self._closed = True
+        with self._identity_lock:
+            if self._closed:
+                return
+            self._closed = True
+            identities = list(self._identities.values())
+            self._identities.clear()
+        for identity in identities:
+            self._close_identity(identity)
         for server in self._servers:
             server.shutdown()
             server.server_close()
@@ -219,10 +316,11 @@ class Gateway:
         if len(os.fsencode(path)) > MAX_UNIX_PATH:
             raise ValueError(f"socket path {path} is longer than {MAX_UNIX_PATH} bytes; choose a shorter one")
         server = _UnixServer(path, _Handler)
-        # Sandboxed agents run as another uid (1000): the socket must be connectable by all.
+        # Sandboxed agents run as another uid (1000): the socket must be connectable by all,
+        # but the folder is not listable, so nobody finds the identity sockets inside it.
         os.chmod(path, 0o777)
         if self._own_dir:
-            os.chmod(self._own_dir, 0o755)
+            os.chmod(self._own_dir, 0o711)
         self._serve(server, "hgm-gateway-unix")
         return path
 
