@@ -45,6 +45,12 @@ def is_disk_full(exc: BaseException | None) -> bool:
     return False
 
 
+def mentions_full_disk(text: str) -> bool:
+    """True if an error text (e.g. a recorded detail) says the disk was full."""
+    lowered = text.lower()
+    return any(t in lowered for t in _FULL_TEXTS) or "errno 28]" in lowered
+
+
 def free_bytes(path: Path) -> int | None:
     """Free bytes on the file system holding `path` (its nearest existing ancestor)."""
     probe = Path(path).absolute()

@@ -35,7 +35,12 @@ Design choices
 * **Always removed.** `close()` (context manager, exceptions, Ctrl-C) force-removes the
   container with SIGINT deferred while doing so; a `weakref.finalize` removes it at
   interpreter exit if the caller forgot; `remove_leftovers()` (`hgm sandbox gc`) removes
-  anything labelled `hgm=1` that survived a hard kill.
+  anything labelled `hgm=1` that survived a hard kill, and `DockerBackend.remove_leftovers(labels)`
+  what one run left behind (`hgm resume` calls it).
+* **Stopped from outside.** A command whose container was killed or stopped meanwhile
+  (`docker kill`, an engine restart) raises SandboxError instead of returning an exit code,
+  so the caller never grades what a broken sandbox left; `DockerBackend.problem()` says
+  whether the engine answers at all.
 """
 
 from __future__ import annotations
@@ -129,12 +134,17 @@ def _shielded(fn, *args) -> None:
         raise KeyboardInterrupt
 
 
-def remove_leftovers(run_id: str | None = None, client: docker.DockerClient | None = None) -> list[str]:
-    """Force-remove every container labelled hgm=1 (optionally of one run); return their names."""
+def remove_leftovers(
+    run_id: str | None = None, client: docker.DockerClient | None = None, labels: Mapping[str, str] | None = None
+) -> list[str]:
+    """Force-remove every container labelled hgm=1 (optionally of one run, or carrying all
+    of `labels`); return their names."""
     own = client is None
     client = client or docker_client()
     try:
-        filters = {"label": [f"{LABEL_ALL}=1"] + ([f"{LABEL_RUN}={run_id}"] if run_id else [])}
+        wanted = [f"{LABEL_ALL}=1"] + ([f"{LABEL_RUN}={run_id}"] if run_id else [])
+        wanted += [f"{k}={v}" for k, v in (labels or {}).items()]
+        filters = {"label": wanted}
         removed = []
         for info in client.api.containers(all=True, filters=filters):
             _remove_container(client, info["Id"])
@@ -408,6 +418,8 @@ class DockerSession:
             except OSError:
                 pass
         exit_code = TIMEOUT_EXIT_CODE if timed_out else self._exit_code(exec_id)
+        if exit_code == -1 or exit_code >= 128:
+            self._check_alive(exit_code)
         stdout, stderr = out.text(), err.text()
         if exit_code == 126 and stdout.startswith("OCI runtime exec failed"):
             stdout, stderr = "", stdout.strip() + "\n"  # the runtime reports on the output stream
@@ -444,6 +456,18 @@ class DockerSession:
             if not chunk:
                 return "eof"
             demux.feed(chunk)
+
+    def _check_alive(self, exit_code: int) -> None:
+        """Raise SandboxError when the container is gone or stopped (killed from outside)."""
+        try:
+            state = self._client.api.inspect_container(self.container_id).get("State") or {}
+        except docker.errors.NotFound:
+            raise SandboxError(f"the sandbox container {self.name} was removed from outside") from None
+        except (docker.errors.DockerException, OSError) as exc:
+            raise SandboxError(f"the Docker engine stopped answering ({exc.__class__.__name__})") from exc
+        if not state.get("Running") or state.get("Restarting"):
+            raise SandboxError(f"the sandbox container {self.name} was stopped from outside "
+                               f"(command exit {exit_code}, container exit {state.get('ExitCode')})")
 
     def _exec_finished(self, exec_id: str) -> bool:
         try:
@@ -518,6 +542,18 @@ class DockerBackend:
 
     def open(self, spec: SandboxSpec) -> DockerSession:
         return DockerSession(self, spec)
+
+    def problem(self) -> str | None:
+        """Why sandboxes cannot run now (the engine does not answer), or None."""
+        try:
+            self.client.ping()
+        except Exception as exc:  # noqa: BLE001 - requests/docker errors alike
+            return f"the Docker engine does not answer ({str(exc).splitlines()[0][:160] if str(exc) else exc.__class__.__name__})"
+        return None
+
+    def remove_leftovers(self, labels: Mapping[str, str]) -> list[str]:
+        """Remove every container carrying all of `labels` (call when none of them is in use)."""
+        return remove_leftovers(client=self.client, labels=labels)
 
     def close(self) -> None:
         self.client.close()

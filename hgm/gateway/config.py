@@ -57,6 +57,7 @@ def run_gateway_config(
     run_usd: float | None = None,
     attempt_usd: float | None = None,
     seed: int | None = None,
+    socket_path: str | None = None,
 ) -> GatewayConfig:
     """The gateway of a run or an `hgm eval`: its model, server, run budget and per-attempt cap.
 
@@ -69,4 +70,5 @@ def run_gateway_config(
         run_budget=BudgetLimit(cost=run_usd),
         tag_budgets={"job": BudgetLimit(cost=attempt_usd)} if attempt_usd else {},
         seed=seed,
+        socket_path=socket_path,
     )

@@ -4,22 +4,31 @@
 (`hgm.evaluation.evaluate`) or of one expansion (`hgm.evolve.expand`), with the version's
 source checked out from the archive, the call tags that key the cost book, and the
 run directory's artifact layout. It never writes to the archive (the executor does).
+
+What is not the agent's doing is never reported as a measurement: an attempt whose model
+call the run's budget refused comes back `abandoned` (detail `RUN_BUDGET_SPENT: ...`), and
+an expansion broken by its sandbox or the host (a failed container, an engine that went
+away, a full disk) comes back as an infrastructure outcome, not a failed expansion. When
+a job ends, the gateway identities (sockets) it used are closed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from archive.records import EvalRecord
 from archive.run import Run
+from archive.space import mentions_full_disk
 from sandbox.tracking import TrackingBackend
 
 from hgm.evaluation.evaluate import EvalSetup, evaluate
 from hgm.evolve.expand import ExpandSetup, ExpansionOutcome, expand
 from hgm.evolve.lessons import EvalView
 from hgm.gateway.costs import CostBook
+from hgm.gateway.records import RUN_BUDGET_SPENT
 from hgm.loop.checkouts import CheckoutCache
 from hgm.loop.scheduler import Job
 from hgm.search.actions import Evaluate, Expand
@@ -39,7 +48,9 @@ class SandboxJobHandler:
         session_id: str,
         session_index: int = 0,
         seed: int = 0,
+        release: Callable[..., object] | None = None,
     ) -> None:
+        """`release(job=KEY)` closes what the gateway opened for a job (its identity sockets)."""
         self.run = run
         self.run_dir = Path(run.path)
         self.eval_setup = eval_setup
@@ -49,6 +60,7 @@ class SandboxJobHandler:
         self.session_id = session_id
         self.session_index = session_index
         self.seed = seed
+        self.release = release
         self.checkouts = CheckoutCache(run, self.run_dir / "work" / "agents")
 
     def job_key(self, job: Job) -> str:
@@ -62,6 +74,15 @@ class SandboxJobHandler:
         """Abort every sandbox in use (work is being abandoned)."""
         self.backend.close_all()
 
+    def infra_problem(self) -> str | None:
+        """Why sandboxes cannot run right now (the engine does not answer), or None."""
+        probe = getattr(self.backend, "problem", None)
+        return probe() if probe is not None else None
+
+    def _done(self, job: Job) -> None:
+        if self.release is not None:
+            self.release(job=self.job_key(job))
+
     def tags(self, job: Job, node_id: int, **extra: object) -> dict[str, object]:
         return {"run": self.run_dir.name, "job": self.job_key(job), "node": node_id, **extra}
 
@@ -71,7 +92,14 @@ class SandboxJobHandler:
         task = self.expand_setup.tasks[action.task_id]
         out_dir = self.run_dir / "evals" / f"node{action.node_id}" / f"{_safe(action.task_id)}-{self.job_key(job)}"
         tags = self.tags(job, action.node_id, task=action.task_id, purpose="solve")
-        return evaluate(self.eval_setup, action.node_id, self.checkouts.get(action.node_id), task, out_dir, tags)
+        try:
+            record = evaluate(self.eval_setup, action.node_id, self.checkouts.get(action.node_id), task, out_dir, tags)
+        finally:
+            self._done(job)
+        refused = self.costs.run_budget_refused(self.job_key(job))
+        if refused and record.utility is not None:  # cut short by the run, not by the agent
+            record = dataclasses.replace(record, status="abandoned", detail=f"{RUN_BUDGET_SPENT}: {refused}"[:2000])
+        return record
 
     def expand(self, job: Job) -> ExpansionOutcome:
         action = job.action
@@ -81,9 +109,18 @@ class SandboxJobHandler:
         rng = random.Random(f"{self.seed}-{self.session_index}-{job.id}")
         work_dir = self.run_dir / "expansions" / f"node{parent}-{self.job_key(job)}"
         key = self.job_key(job)
-        return expand(self.expand_setup, parent, self.checkouts.get(parent), self.eval_views(parent), rng,
-                      work_dir, self.tags(job, parent), lambda: self.costs.job(key),
-                      lambda: self.costs.provider_failures(key))
+        try:
+            outcome = expand(self.expand_setup, parent, self.checkouts.get(parent), self.eval_views(parent), rng,
+                             work_dir, self.tags(job, parent), lambda: self.costs.job(key),
+                             lambda: self.costs.provider_failures(key))
+        finally:
+            self._done(job)
+        refused = self.costs.run_budget_refused(key)
+        if refused and not outcome.infra and outcome.record.status != "ok":
+            return _as_infra(outcome, f"{RUN_BUDGET_SPENT}: {refused}")
+        if outcome.record.status == "failed" and broken_by_infrastructure(outcome.record.reason):
+            return _as_infra(outcome, outcome.record.reason)
+        return outcome
 
     def eval_views(self, node_id: int) -> list[EvalView]:
         """The node's evaluations as lesson picking sees them (artifact paths made absolute)."""
@@ -98,6 +135,21 @@ class SandboxJobHandler:
             return None
         p = Path(path)
         return str(p if p.is_absolute() else self.run_dir / p)
+
+
+# How `hgm.evolve.expand` words the failures of the machinery around the agent: its
+# sandbox or the host (self_improve raises SandboxError/ImproveError), not the agent's edit.
+INFRA_REASONS = ("sandbox failed:", "preparation failed:")
+
+
+def broken_by_infrastructure(reason: str) -> bool:
+    """True if a failed expansion's reason is the infrastructure's doing (or a full disk)."""
+    return reason.startswith(INFRA_REASONS) or mentions_full_disk(reason)
+
+
+def _as_infra(outcome: ExpansionOutcome, reason: str) -> ExpansionOutcome:
+    record = dataclasses.replace(outcome.record, status="abandoned", reason=reason[:2000])
+    return dataclasses.replace(outcome, record=record, child_dir=None, infra=True)
 
 
 def _safe(text: str) -> str:

@@ -10,10 +10,22 @@
    evaluated twice; work that was in flight when a session died is simply free again;
 3. run the executor with N workers until a budget is spent, the search is exhausted
    or the user interrupts; then record how the session ended.
+
+Nothing of a session outlives it, even a kill -9: its temporary files live under one
+folder per run (`temp_root`), its gateway sockets under another (`gateway_dir`), its
+sandboxes carry the label `hgm.run_dir=<run path>`. Holding the run's lock, a new session
+first removes whatever a dead one left there (`remove_leftovers`), and every session
+sweeps its own sandboxes once more when it ends (e.g. containers an engine restart left).
+
+`hgm resume RUN --budget-evals N` (and `--budget-usd`, `--budget-time`) raise a run's
+budgets: `extend_budgets` records a `budget_extended` event, and `effective_config`
+applies the latest one over the frozen config.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib.util
 import shutil
 import signal
@@ -23,10 +35,12 @@ import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from archive import space
+from archive.errors import ArchiveError
 from archive.run import Run
 from archive.tree import Tree
 
@@ -44,6 +58,10 @@ from hgm.search.report import earlier_elapsed, run_summary, spent_so_far
 from hgm.search.state import SearchState
 
 FINISHED_REASONS = ("budget_evals", "budget_usd", "wall_clock", "exhausted")
+LABEL_RUN_DIR = "hgm.run_dir"  # every sandbox of a run carries its absolute path
+RUN_TMP_PREFIX = "hgm-run-"
+GATEWAY_PREFIX = "hgm-gw-"
+BUDGET_EVENT = "budget_extended"
 
 
 class RunSetupError(RuntimeError):
@@ -130,9 +148,11 @@ def make_scheduler(config: RunConfig, state: SearchState, session_index: int) ->
 
 
 def create_run(config: RunConfig, run_dir: Path) -> Run:
-    """A new run directory with `config` frozen and the seed agent as node 0."""
-    from archive.errors import ArchiveError
+    """A new run directory with `config` frozen and the seed agent as node 0.
 
+    Refused (nothing written) when the disk has less than `config.min_free_mb` free.
+    """
+    check_free_space(run_dir, config)
     with tempfile.TemporaryDirectory(prefix="hgm-seed-") as tmp:
         seed = seed_agent_tree(Path(tmp))
         try:
@@ -141,18 +161,124 @@ def create_run(config: RunConfig, run_dir: Path) -> Run:
             raise RunSetupError(str(exc)) from None
 
 
-def open_for_resume(run_dir: Path) -> tuple[Run, RunConfig]:
-    from archive.errors import ArchiveError
+def check_free_space(path: Path, config: RunConfig) -> None:
+    """RunSetupError naming the path and the space needed when the disk is (nearly) full."""
+    need = int(config.min_free_mb * 1_000_000)
+    free = space.free_bytes(path)
+    if need and free is not None and free < need:
+        raise RunSetupError(str(space.disk_full_error(path, need, resume=path if (path / "hgm.db").exists() else None)))
 
+
+def open_for_resume(run_dir: Path, *, accept_loss: bool = False) -> tuple[Run, RunConfig]:
+    """The run opened for writing and its effective config (budget extensions applied)."""
     try:
-        run = Run.open(run_dir, writable=True)
+        run = Run.open(run_dir, writable=True, accept_loss=accept_loss)
     except ArchiveError as exc:
         raise RunSetupError(str(exc)) from None
     try:
-        return run, config_from_frozen(run.config)
+        return run, effective_config(run)
     except ConfigError as exc:
         run.close()
         raise RunSetupError(str(exc)) from None
+
+
+def effective_config(run: Run) -> RunConfig:
+    """The frozen config with the latest budget extension applied (ConfigError if invalid)."""
+    config = config_from_frozen(run.config)
+    extensions = run.events(BUDGET_EVENT)
+    if not extensions:
+        return config
+    budget = {**config.budget.model_dump(), **(extensions[-1]["payload"].get("budget") or {})}
+    return config_from_frozen({**config.frozen(), "budget": budget})
+
+
+def extend_budgets(run: Run, config: RunConfig, *, evals: int | None = None, usd: float | None = None,
+                   wall_clock_s: float | None = None) -> RunConfig:
+    """Raise the run's budgets (each must exceed what the run has used); log a `budget_extended` event."""
+    changes = {k: v for k, v in (("evals", evals), ("usd", usd), ("wall_clock_s", wall_clock_s)) if v is not None}
+    if not changes:
+        return config
+    used = {"evals": run.tree().n_evals, "usd": spent_so_far(run)[0], "wall_clock_s": earlier_elapsed(run)}
+    flags = {"evals": "--budget-evals", "usd": "--budget-usd", "wall_clock_s": "--budget-time"}
+    for key, value in changes.items():
+        if value <= used[key]:
+            raise RunSetupError(f"{flags[key]} {value:g} leaves nothing to do: the run has used {used[key]:g} already; "
+                                "pass a larger value")
+    budget = {**config.budget.model_dump(), **changes}
+    try:
+        extended = config_from_frozen({**config.frozen(), "budget": budget})
+    except ConfigError as exc:
+        raise RunSetupError(str(exc)) from None
+    old = config.budget.model_dump()
+    run.log_event(BUDGET_EVENT, {"budget": budget, "before": {k: old[k] for k in changes}})
+    return extended
+
+
+# ---------------------------------------------------------------------------- leftovers
+
+
+def run_key(run_path: Path) -> str:
+    """A short name for the run directory, the same in every session (its absolute path hashed)."""
+    return hashlib.sha256(str(Path(run_path).resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+
+
+def system_temp() -> Path:
+    """The temp folder of this host (the session's own one is inside it)."""
+    return Path(tempfile.gettempdir())
+
+
+def temp_root(run_path: Path, base: Path | None = None) -> Path:
+    """Where a session of the run keeps every temporary file and local sandbox."""
+    return (base or system_temp()) / f"{RUN_TMP_PREFIX}{run_key(run_path)}"
+
+
+def gateway_dir(run_path: Path) -> Path:
+    """Where the run's gateway sockets live (short: unix socket paths are limited to 107 bytes)."""
+    base = Path("/tmp") if Path("/tmp").is_dir() else system_temp()
+    return base / f"{GATEWAY_PREFIX}{run_key(run_path)}"
+
+
+@contextlib.contextmanager
+def session_tempdir(root: Path) -> Iterator[Path]:
+    """Make `root` this process's temp folder (tempfile.tempdir) until the session ends, then remove it.
+
+    Process-wide on purpose: every temporary file of the session (git indexes, grading
+    copies, local sandboxes) must land where the next session can find it after a kill -9.
+    """
+    previous = tempfile.tempdir
+    root.mkdir(parents=True, exist_ok=True)
+    tempfile.tempdir = str(root)
+    try:
+        yield root
+    finally:
+        tempfile.tempdir = previous
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def remove_leftovers(run_path: Path, backend: Any, root: Path) -> tuple[list[str], str | None]:
+    """Remove what dead sessions of this run left: sandboxes, temp files, gateway sockets.
+
+    Call while holding the run's lock (so no live session owns them) with `root` already
+    the process's temp folder. Returns (what was removed, a problem that stopped part of it).
+    """
+    removed: list[str] = []
+    problem = None
+    remover = getattr(backend, "remove_leftovers", None)
+    if remover is not None:
+        try:
+            removed += [f"sandbox {name}" for name in remover({LABEL_RUN_DIR: str(Path(run_path).resolve())})]
+        except Exception as exc:  # noqa: BLE001 - e.g. the engine is down: say so, go on
+            problem = (f"could not remove the run's leftover sandboxes ({exc.__class__.__name__}: {exc}); "
+                       f"later: hgm sandbox gc --run {Path(run_path).name}")
+    if root.is_dir():
+        for child in root.iterdir():
+            shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+            removed.append(f"temp {child.name}")
+    sockets = gateway_dir(run_path)
+    if sockets.exists():
+        shutil.rmtree(sockets, ignore_errors=True)
+        removed.append(f"gateway {sockets.name}")
+    return removed, problem
 
 
 def _backend(config: RunConfig) -> Any:
@@ -164,12 +290,12 @@ def _backend(config: RunConfig) -> Any:
         raise RunSetupError(str(exc)) from None
 
 
-def _gateway(config: RunConfig, recorder: Callable, preload: tuple[float, int]) -> Any:
+def _gateway(config: RunConfig, recorder: Callable, preload: tuple[float, int], socket_path: str | None = None) -> Any:
     from hgm.gateway import start_gateway
     from hgm.gateway.config import run_gateway_config
 
     gw_config = run_gateway_config(config.model, api_base=config.api_base, run_usd=config.budget.usd,
-                                   attempt_usd=config.agent.attempt_usd, seed=config.seed)
+                                   attempt_usd=config.agent.attempt_usd, seed=config.seed, socket_path=socket_path)
     try:
         gateway = start_gateway(gw_config, recorder)
     except ValueError as exc:
@@ -205,42 +331,90 @@ def run_session(
     wall_left = None
     if config.budget.wall_clock_s is not None:
         wall_left = max(0.0, config.budget.wall_clock_s - elapsed_before)
+    notes = list(notes)
+    labels = {LABEL_RUN_DIR: str(run.path.resolve())}
     with ExitStack() as stack:
+        root = stack.enter_context(session_tempdir(temp_root(run.path, system_temp())))
         tracking = TrackingBackend(backend if backend is not None else _backend(config))
-        gateway = _gateway(config, costs, preload)
+        removed, problem = remove_leftovers(run.path, tracking, root)
+        root.mkdir(parents=True, exist_ok=True)
+        if removed:
+            notes.append(f"removed what an earlier session left behind: {len(removed)} item(s) "
+                         f"({', '.join(sorted({r.split()[0] for r in removed}))})")
+            _log(run, "leftovers_removed", {"removed": removed[:200]}, notes)
+        if problem:
+            notes.append(problem)
+        sockets = gateway_dir(run.path)
+        sockets.mkdir(mode=0o711, parents=True, exist_ok=True)
+        sockets.chmod(0o711)  # reachable by path, not listable: sandboxes find only their own socket
+        stack.callback(shutil.rmtree, sockets, True)
+        stack.callback(_sweep, tracking, labels, notes)
+        gateway = _gateway(config, costs, preload, str(sockets / "llm.sock"))
         stack.callback(gateway.close)
         handler = (handler_factory or SandboxJobHandler)(
             run=run, eval_setup=eval_setup(config, suite, tracking, gateway, costs, run.path, EnvironmentLog(run)),
-            expand_setup=expand_setup(config, tasks, tracking, gateway, run.path.name), costs=costs, backend=tracking,
-            session_id=session, session_index=previous_sessions, seed=config.seed,
+            expand_setup=expand_setup(config, tasks, tracking, gateway, run.path), costs=costs, backend=tracking,
+            session_id=session, session_index=previous_sessions, seed=config.seed, release=gateway.release,
         )
         limits = ExecutorLimits(
             workers=workers or config.workers,
             budget_usd=config.budget.usd,
             wall_clock_s=wall_left,
             grace_period_s=config.grace_period_s,
+            infra_wait_s=config.infra_wait_s,
+            min_free_bytes=int(config.min_free_mb * 1_000_000),
         )
         executor = Executor(scheduler, handler, run, limits, spent=costs.totals, on_tick=on_tick)
-        run.log_event("session_start", {
-            "session": session, "workers": limits.workers, "backend": tracking.name, "model": config.model,
-            "evals_done": state.evals_completed, "nodes": state.n_nodes, "notes": notes,
-        })
-        run.set_status("running")
+        try:
+            run.log_event("session_start", {
+                "session": session, "workers": limits.workers, "backend": tracking.name, "model": config.model,
+                "evals_done": state.evals_completed, "nodes": state.n_nodes, "notes": notes,
+            })
+            run.set_status("running")
+        except ArchiveError as exc:
+            raise RunSetupError(str(exc)) from None
         restore = _install_signals(executor) if install_signals else (lambda: None)
         stack.callback(restore)
         outcome = executor.run()
         status = "finished" if outcome.stop_reason in FINISHED_REASONS else "stopped"
-        run.log_event("session_end", {
+        if outcome.stop_reason == "disk_full":
+            run.free_reserve()  # room for the last words below
+        _log(run, "session_end", {
             "session": session, "reason": outcome.stop_reason, "elapsed_s": outcome.elapsed_s,
             "abandoned": outcome.abandoned, "errors": outcome.errors[:20],
-        })
-        run.set_status(status)
+        }, notes)
+        try:
+            run.set_status(status)
+        except ArchiveError as exc:
+            notes.append(f"could not record the run's status ({exc})")
     summary = run_summary(run)
     summary["stop_reason"] = outcome.stop_reason
     summary["abandoned"] = outcome.abandoned
     summary["session_elapsed_s"] = round(outcome.elapsed_s, 3)
     summary["budget_evals"] = config.budget.evals
     return SessionResult(outcome, summary, session, notes, executor, handler)
+
+
+def _log(run: Run, kind: str, payload: dict[str, Any], notes: list[str]) -> None:
+    """Log an event; a full disk becomes a note instead of a crash."""
+    try:
+        run.log_event(kind, payload)
+    except ArchiveError as exc:
+        notes.append(f"could not record the {kind} event ({exc})")
+
+
+def _sweep(backend: Any, labels: dict[str, str], notes: list[str]) -> None:
+    """Remove sandboxes of this run that outlived their sessions (e.g. across an engine restart)."""
+    remover = getattr(backend, "remove_leftovers", None)
+    if remover is None:
+        return
+    try:
+        gone = remover(labels)
+    except Exception as exc:  # noqa: BLE001 - the engine may be gone; the next session retries
+        notes.append(f"could not remove this session's sandboxes ({exc.__class__.__name__}); the next resume will")
+        return
+    if gone:
+        notes.append(f"removed {len(gone)} sandbox(es) that outlived their work")
 
 
 def eval_setup(
@@ -252,20 +426,20 @@ def eval_setup(
         max_steps=config.agent.solve_step_limit,
         solve_timeout_s=config.agent.solve_timeout_s,
         test_timeout_s=config.agent.test_timeout_s,
-        labels=(("hgm.run", Path(root).name),),
+        labels=(("hgm.run", Path(root).name), (LABEL_RUN_DIR, str(Path(root).resolve()))),
     )
     return EvalSetup(backend=backend, suite=suite, access=gateway.access, costs=costs, limits=limits, root=Path(root),
                      on_environment=on_environment)
 
 
-def expand_setup(config: RunConfig, tasks: dict[str, Any], backend: Any, gateway: Any, run_name: str) -> ExpandSetup:
+def expand_setup(config: RunConfig, tasks: dict[str, Any], backend: Any, gateway: Any, run_path: Path) -> ExpandSetup:
     """What every expansion of this run shares."""
     limits = ImproveLimits(
         improve_timeout_s=config.agent.improve_timeout_s,
         test_timeout_s=config.agent.test_timeout_s,
         max_steps=config.agent.improve_step_limit,
         python=backend.python,
-        labels=(("hgm.run", run_name),),
+        labels=(("hgm.run", Path(run_path).name), (LABEL_RUN_DIR, str(Path(run_path).resolve()))),
     )
     return ExpandSetup(backend=backend, access=gateway.access, gateway_url=gateway.url, alias=gateway.config.alias,
                        model=config.model, tasks=tasks, evolve=config.evolve, limits=limits,
