@@ -89,10 +89,18 @@ def simulate(
         except (ValueError, TypeError) as exc:
             fail(f"bad option for policy {name}: {exc}")
 
-    results = _run(world, names, budget_evals, range(seed_start, seed_start + seeds), workers, options, jobs, json_out)
-
     from hgm.sim import report
 
+    interrupted: report.SimulationInterrupted | None = None
+    try:
+        results = _run(world, names, budget_evals, range(seed_start, seed_start + seeds), workers, options, jobs, json_out)
+    except report.SimulationInterrupted as exc:
+        interrupted, results = exc, exc.results
+        names = [n for n in names if results[n]]
+        if not names:
+            fail(f"interrupted before any run finished (0 of {exc.total})", code=130)
+        typer.echo(f"interrupted: {exc.done} of {exc.total} runs finished; the results below are of those only",
+                   err=True)
     summaries = {name: report.summarize(results[name], selection_rule) for name in names}
     curves = {name: report.curve(results[name], selection_rule) for name in names}
     if plot is not None:
@@ -108,12 +116,16 @@ def simulate(
                 "options": options,
                 "policies": {n: {**summaries[n], "curve": curves[n]} for n in names},
                 "plot": str(plot) if plot else None,
+                **({"interrupted": {"done": interrupted.done, "total": interrupted.total}} if interrupted else {}),
             }
         )
-        return
-    _print_tables(world.name, budget_evals, seeds, workers, selection_rule, summaries)
-    if plot is not None:
-        typer.echo(f"plot written to {plot}")
+    else:
+        shown = seeds if interrupted is None else min(len(results[n]) for n in names)
+        _print_tables(world.name, budget_evals, shown, workers, selection_rule, summaries)
+        if plot is not None:
+            typer.echo(f"plot written to {plot}")
+    if interrupted is not None:
+        raise typer.Exit(130)
 
 
 def _parse_setting(item: str) -> tuple[str, Any]:
@@ -131,23 +143,38 @@ def _parse_setting(item: str) -> tuple[str, Any]:
 
 
 def _run(world: Any, names: list[str], budget: int, seeds: range, workers: int, options: dict[str, Any], jobs: int, quiet: bool) -> Any:
+    from rich.console import Console
     from rich.progress import Progress
 
     from hgm.sim.report import run_many
 
     total = len(names) * len(seeds)
-    with Progress(transient=True, disable=quiet) as progress:
-        task = progress.add_task(f"simulating {total} runs", total=total)
-        return run_many(
-            world,
-            names,
-            budget=budget,
-            seeds=list(seeds),
-            workers=workers,
-            options=options,
-            jobs=jobs,
-            on_done=lambda: progress.advance(task),
-        )
+    console = Console(stderr=True)
+    kwargs = dict(budget=budget, seeds=list(seeds), workers=workers, options=options, jobs=jobs)
+    if quiet or console.is_terminal:
+        with Progress(transient=True, disable=quiet, console=console) as progress:
+            task = progress.add_task(f"simulating {total} runs", total=total)
+            return run_many(world, names, **kwargs, on_done=lambda: progress.advance(task))
+    return run_many(world, names, **kwargs, on_done=_LineProgress(total))
+
+
+class _LineProgress:
+    """Progress as plain lines on stderr when it is not a terminal: every 10% or 10 seconds."""
+
+    def __init__(self, total: int, every_s: float = 10.0) -> None:
+        import time
+
+        self.total, self.done, self.every_s = total, 0, every_s
+        self._clock = time.monotonic
+        self._last = self._clock()
+        self._step = max(1, total // 10)
+
+    def __call__(self) -> None:
+        self.done += 1
+        now = self._clock()
+        if self.done == self.total or self.done % self._step == 0 or now - self._last >= self.every_s:
+            self._last = now
+            typer.echo(f"simulated {self.done}/{self.total} runs ({100 * self.done // self.total}%)", err=True)
 
 
 def _fmt(stat: dict[str, Any], digits: int = 3) -> str:

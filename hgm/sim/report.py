@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import multiprocessing
+import signal
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,24 @@ def interval(values: Sequence[float]) -> dict[str, Any]:
     mean = float(arr.mean()) if arr.size else math.nan
     half = 1.96 * float(arr.std(ddof=1)) / math.sqrt(arr.size) if arr.size > 1 else 0.0
     return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "values": [float(v) for v in arr]}
+
+
+class SimulationInterrupted(KeyboardInterrupt):
+    """Ctrl-C during `run_many`: `results` holds every run that finished, in seed order."""
+
+    def __init__(self, results: dict[str, list[RunResult]], done: int, total: int) -> None:
+        super().__init__(f"interrupted after {done} of {total} runs")
+        self.results, self.done, self.total = results, done, total
+
+
+def _ignore_sigint() -> None:
+    """Pool workers leave Ctrl-C to the parent, which stops them at once (terminate)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_indexed(item: tuple[int, tuple]) -> tuple[int, RunResult]:
+    index, args = item
+    return index, _run_one(args)
 
 
 def _run_one(args: tuple[Landscape, str, int, int, int, dict[str, Any], list[int] | None]) -> RunResult:
@@ -41,23 +60,42 @@ def run_many(
     checkpoints: list[int] | None = None,
     on_done: Callable[[], None] | None = None,
 ) -> dict[str, list[RunResult]]:
-    """Every (policy, seed) run; in `jobs` processes when jobs > 1. Results in seed order."""
-    tasks = [(landscape, p, budget, s, workers, dict(options or {}), checkpoints) for p in policies for s in seeds]
-    out: dict[str, list[RunResult]] = {p: [] for p in policies}
-    if jobs > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(jobs) as pool:
-            results = pool.map(_run_one, tasks, chunksize=max(1, len(tasks) // (8 * jobs)))
-            for result in results:
-                out[result.policy].append(result)
+    """Every (policy, seed) run; in `jobs` processes when jobs > 1. Results in seed order.
+
+    Runs are handed to the processes one at a time, so `on_done` follows every run and
+    Ctrl-C stops the workers at once: it raises `SimulationInterrupted` holding every
+    run that finished.
+    """
+    # seed by seed, every policy: an interrupted batch still compares all policies
+    tasks = [(landscape, p, budget, s, workers, dict(options or {}), checkpoints) for s in seeds for p in policies]
+    finished: dict[int, RunResult] = {}
+
+    def collect() -> dict[str, list[RunResult]]:
+        out: dict[str, list[RunResult]] = {p: [] for p in policies}
+        for index in sorted(finished):
+            out[finished[index].policy].append(finished[index])
+        return out
+
+    try:
+        if jobs > 1 and len(tasks) > 1:
+            pool = multiprocessing.get_context("fork").Pool(min(jobs, len(tasks)), initializer=_ignore_sigint)
+            try:
+                for index, result in pool.imap_unordered(_run_indexed, enumerate(tasks), chunksize=1):
+                    finished[index] = result
+                    if on_done:
+                        on_done()
+                pool.close()
+            finally:
+                pool.terminate()  # no-op after close(); on Ctrl-C the workers stop now
+                pool.join()
+        else:
+            for index, task in enumerate(tasks):
+                finished[index] = _run_one(task)
                 if on_done:
                     on_done()
-    else:
-        for task in tasks:
-            result = _run_one(task)
-            out[result.policy].append(result)
-            if on_done:
-                on_done()
-    return out
+    except KeyboardInterrupt:
+        raise SimulationInterrupted(collect(), len(finished), len(tasks)) from None
+    return collect()
 
 
 def summarize(results: Sequence[RunResult], rule: str = selection.DEFAULT_RULE) -> dict[str, Any]:
