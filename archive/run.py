@@ -158,6 +158,7 @@ class Run:
         tmp = run_dir.parent / f".{run_dir.name}.creating-{os.getpid()}"
         try:
             run_dir.parent.mkdir(parents=True, exist_ok=True)
+            _remove_dead_creations(run_dir)
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
             store = AgentStore.init(tmp / GIT_NAME)
@@ -637,6 +638,14 @@ class Run:
             else:
                 tmp.unlink(missing_ok=True)
             raise
+
+
+def _remove_dead_creations(run_dir: Path) -> None:
+    """Remove hidden half-made copies of `run_dir` whose creating process was killed."""
+    for partial in run_dir.parent.glob(f".{run_dir.name}.creating-*"):
+        pid = partial.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(partial, ignore_errors=True)
 
 
 def _connect(run_dir: Path, *, writable: bool) -> sqlite3.Connection:

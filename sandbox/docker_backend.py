@@ -81,6 +81,7 @@ KILL_GRACE = 3.0  # seconds to wait for the stream to end after the kill exec
 DRAIN_GRACE = 0.5  # seconds background processes may keep the output open after the command ended
 EXIT_POLL = 0.5  # how often a quiet stream checks whether the command has ended
 DEFAULT_HOME = "/tmp"  # writable for any user, also in images without the user's home
+PROBE_TIMEOUT = 5  # seconds `problem()` waits for the engine to answer
 
 # Kills every process that carries HGM_EXEC_ID=$1 and the process groups they lead.
 # Runs as the session user (root in the container has no CAP_KILL over uid 1000).
@@ -517,6 +518,7 @@ class DockerBackend:
         return f"in image {image}"
 
     def __init__(self, client: docker.DockerClient | None = None) -> None:
+        self._from_env = client is None  # then `problem()` can open a fresh connection the same way
         self.client = client or docker_client()
         self._image_cache: dict[str, dict] = {}
         self._lock = threading.Lock()
@@ -544,11 +546,21 @@ class DockerBackend:
         return DockerSession(self, spec)
 
     def problem(self) -> str | None:
-        """Why sandboxes cannot run now (the engine does not answer), or None."""
+        """Why sandboxes cannot run now (the engine does not answer), or None.
+
+        Asked on a fresh connection: an engine that is shutting down still answers on the
+        connections it has (the client's pool) while refusing new ones.
+        """
+        probe = None
         try:
-            self.client.ping()
+            probe = docker.from_env(timeout=PROBE_TIMEOUT) if self._from_env else self.client
+            probe.ping()
         except Exception as exc:  # noqa: BLE001 - requests/docker errors alike
-            return f"the Docker engine does not answer ({str(exc).splitlines()[0][:160] if str(exc) else exc.__class__.__name__})"
+            text = str(exc).splitlines()[0][:160] if str(exc) else exc.__class__.__name__
+            return f"the Docker engine does not answer ({text})"
+        finally:
+            if probe is not None and probe is not self.client:
+                probe.close()
         return None
 
     def remove_leftovers(self, labels: Mapping[str, str]) -> list[str]:

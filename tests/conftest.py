@@ -8,8 +8,8 @@ run instead of silently skipping.
 A test that finds out only while running that it cannot check its property calls the
 `require_or_skip` fixture with the gate that covers it instead of `pytest.skip`:
 HGM_REQUIRE_DOCKER (Docker engine or image), HGM_REQUIRE_LOCAL_ISOLATION (the local
-backend's network cut, and running its checks as an unprivileged user), HGM_REQUIRE_MOUNT
-(mounting a tiny tmpfs to fill a disk for real, and starting a private dockerd: root).
+backend's network cut, and running its checks as an unprivileged user), HGM_REQUIRE_ROOT
+(what needs root: mounting a tiny tmpfs to fill a disk for real, starting a private dockerd).
 """
 
 from __future__ import annotations
@@ -93,13 +93,13 @@ def require_or_skip_fixture() -> Callable[[str, str], NoReturn]:
 def mounted_tmpfs(path: Path, size_kb: int) -> Iterator[Path]:
     """A tmpfs of `size_kb` KiB mounted at `path` (root only), unmounted afterwards.
 
-    Skips (or fails under HGM_REQUIRE_MOUNT=1) where mounting is not permitted.
+    Skips (or fails under HGM_REQUIRE_ROOT=1) where mounting is not permitted.
     """
     path.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k,mode=0777", "tmpfs", str(path)],
                           capture_output=True, text=True)
     if done.returncode != 0:
-        require_or_skip("HGM_REQUIRE_MOUNT", f"cannot mount a tmpfs here ({done.stderr.strip()[:120] or 'not root'})")
+        require_or_skip("HGM_REQUIRE_ROOT", f"cannot mount a tmpfs here ({done.stderr.strip()[:120] or 'not root'})")
     try:
         yield path
     finally:
