@@ -23,7 +23,7 @@ from archive.errors import DiskFull
 
 RESERVE_NAME = "hgm.reserve"
 RESERVE_BYTES = 512 * 1024
-NEEDED_BYTES = 50 * 1024 * 1024  # what a run needs free to go on (patches, logs, database growth)
+NEEDED_BYTES = 50_000_000  # what a run needs free to go on (patches, logs, database growth)
 _FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 _FULL_TEXTS = ("no space left on device", "database or disk is full", "disk quota exceeded")
 

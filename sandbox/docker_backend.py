@@ -82,6 +82,7 @@ DRAIN_GRACE = 0.5  # seconds background processes may keep the output open after
 EXIT_POLL = 0.5  # how often a quiet stream checks whether the command has ended
 DEFAULT_HOME = "/tmp"  # writable for any user, also in images without the user's home
 PROBE_TIMEOUT = 5  # seconds `problem()` waits for the engine to answer
+ALIVE_GRACE = 1.0  # seconds a killed-looking command waits to see its container stop
 
 # Kills every process that carries HGM_EXEC_ID=$1 and the process groups they lead.
 # Runs as the session user (root in the container has no CAP_KILL over uid 1000).
@@ -459,16 +460,25 @@ class DockerSession:
             demux.feed(chunk)
 
     def _check_alive(self, exit_code: int) -> None:
-        """Raise SandboxError when the container is gone or stopped (killed from outside)."""
-        try:
-            state = self._client.api.inspect_container(self.container_id).get("State") or {}
-        except docker.errors.NotFound:
-            raise SandboxError(f"the sandbox container {self.name} was removed from outside") from None
-        except (docker.errors.DockerException, OSError) as exc:
-            raise SandboxError(f"the Docker engine stopped answering ({exc.__class__.__name__})") from exc
-        if not state.get("Running") or state.get("Restarting"):
-            raise SandboxError(f"the sandbox container {self.name} was stopped from outside "
-                               f"(command exit {exit_code}, container exit {state.get('ExitCode')})")
+        """Raise SandboxError when the container is gone or stopped (killed from outside).
+
+        A command killed with the container ends a moment before the engine records the
+        container as stopped, so a killed-looking command waits up to ALIVE_GRACE for that.
+        """
+        deadline = time.monotonic() + ALIVE_GRACE
+        while True:
+            try:
+                state = self._client.api.inspect_container(self.container_id).get("State") or {}
+            except docker.errors.NotFound:
+                raise SandboxError(f"the sandbox container {self.name} was removed from outside") from None
+            except (docker.errors.DockerException, OSError) as exc:
+                raise SandboxError(f"the Docker engine stopped answering ({exc.__class__.__name__})") from exc
+            if not state.get("Running") or state.get("Restarting"):
+                raise SandboxError(f"the sandbox container {self.name} was stopped from outside "
+                                   f"(command exit {exit_code}, container exit {state.get('ExitCode')})")
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.05)
 
     def _exec_finished(self, exec_id: str) -> bool:
         try:

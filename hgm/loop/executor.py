@@ -278,7 +278,8 @@ class Executor:
         """The disk is full: say where and what is needed, abandon the rest, stop."""
         if not isinstance(exc, ArchiveError):
             where = Path(getattr(exc, "filename", None) or path or self.run_archive.path)
-            exc = space.disk_full_error(where, resume=self.run_archive.path)
+            exc = space.disk_full_error(where, self.limits.min_free_bytes or space.NEEDED_BYTES,
+                                        resume=self.run_archive.path)
         with self._stop_lock:
             first = self._stop_reason is None or self._stop_reason != "disk_full"
         if first:
@@ -467,7 +468,7 @@ class Executor:
             self._begin_stop("budget_usd")
             return
         if space.mentions_full_disk(detail):
-            self._disk_full(space.disk_full_error(self.run_archive.path, resume=self.run_archive.path))
+            self._disk_full(OSError(28, detail[:200]))
             return
         self._count_infra(detail, problem)
 

@@ -7,8 +7,9 @@ One run on its own engine meets three faults in turn:
    infrastructure error, not a failed attempt of the agent;
 3. the engine stops for good: the run stops after its bounded wait with one clear
    message, and `hgm resume` completes it once the engine is back.
-After each: nothing finished was lost, no measured evaluation overlaps a fault, the budget
-is spent exactly and no container of the run is left.
+After each: nothing finished was lost, no measured evaluation overlaps a fault (one worker:
+the evaluation in flight at a fault is the one it broke), the budget is spent exactly and no
+container of the run is left.
 """
 
 from __future__ import annotations
@@ -51,9 +52,14 @@ def wait_for_solving(run_dir: Path, proc: subprocess.Popen, engine: PrivateDocke
     raise AssertionError("no evaluation started in time")
 
 
-def check(run_dir: Path, budget: int, faults: list[float]) -> None:
+def pairs(run_dir: Path) -> set[tuple[int, str]]:
+    return set(rows(run_dir, "SELECT node_id, task_id FROM evaluations WHERE utility IS NOT NULL"))
+
+
+def check(run_dir: Path, budget: int, faults: list[float], before: set[tuple[int, str]]) -> None:
     measured = rows(run_dir, "SELECT node_id, task_id, started, finished FROM evaluations WHERE utility IS NOT NULL")
     assert len(measured) == budget and len({(n, t) for n, t, _, _ in measured}) == budget
+    assert before <= {(n, t) for n, t, _, _ in measured}  # nothing finished was lost
     for _, _, started, finished in measured:  # nothing broken was scored
         assert not any(started <= at <= finished for at in faults), (started, finished, faults)
     failed = rows(run_dir, "SELECT started, finished FROM expansions WHERE status = 'failed'")
@@ -85,8 +91,9 @@ def test_engine_restart_container_kill_and_engine_gone(tmp_path: Path, require_o
 
         # 1. the engine restarts mid-evaluation
         proc = hgm("run", "--run-dir", str(run_dir), "--config", str(config), "--model", f"scripted:{script}",
-                   "--sandbox", "docker", "--tasks", TASKS, "--budget-evals", "3", "--workers", "2")
+                   "--sandbox", "docker", "--tasks", TASKS, "--budget-evals", "3", "--workers", "1")
         wait_for_solving(run_dir, proc, engine)
+        before = pairs(run_dir)
         down = time.time()
         engine.stop()
         time.sleep(4)
@@ -97,12 +104,13 @@ def test_engine_restart_container_kill_and_engine_gone(tmp_path: Path, require_o
         assert summary["status"] == "finished" and summary["stop_reason"] == "budget_evals"
         infra = rows(run_dir, "SELECT started, finished, detail FROM evaluations WHERE status = 'error_infra'")
         assert any(s <= down <= f for s, f, _ in infra), infra  # the broken evaluation, recorded unscored
-        check(run_dir, 3, [down])
+        check(run_dir, 3, [down], before)
         assert engine.containers(label) == []
 
         # 2. a sandbox container is killed from outside
         proc = hgm("resume", str(run_dir), "--budget-evals", "5")
         name = wait_for_solving(run_dir, proc, engine)
+        before = pairs(run_dir)
         killed = time.time()
         assert engine.docker("kill", name, timeout=60).returncode == 0
         out, err = proc.communicate(timeout=900)
@@ -110,12 +118,13 @@ def test_engine_restart_container_kill_and_engine_gone(tmp_path: Path, require_o
         infra = rows(run_dir, "SELECT started, finished, detail FROM evaluations WHERE status = 'error_infra'")
         assert any(s <= killed <= f and ("stopped from outside" in d or "removed from outside" in d)
                    for s, f, d in infra), infra
-        check(run_dir, 5, [down, killed])
+        check(run_dir, 5, [down, killed], before)
         assert engine.containers(label) == []
 
         # 3. the engine goes for good: a bounded wait, one clear message, then resume
         proc = hgm("resume", str(run_dir), "--budget-evals", "7")
         wait_for_solving(run_dir, proc, engine)
+        before = pairs(run_dir)
         gone = time.time()
         engine.stop()
         out, err = proc.communicate(timeout=300)
@@ -128,7 +137,7 @@ def test_engine_restart_container_kill_and_engine_gone(tmp_path: Path, require_o
         done = subprocess.run([sys.executable, "-m", "hgm", "resume", str(run_dir), "--json"], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stderr[-3000:]
-        check(run_dir, 7, [down, killed, gone])
+        check(run_dir, 7, [down, killed, gone], before)
         assert engine.containers(label) == []
     finally:
         engine.close()
