@@ -43,6 +43,23 @@ def worst_case(backend: Any, messages: Sequence[Message], params: CompletionPara
     return params, prompt + int(cap), price(backend, prompt, int(cap))
 
 
+def has_price(backend: Any) -> bool:
+    """True if the backend knows what its calls cost (else they are recorded at $0)."""
+    pricer = getattr(backend, "price", None)
+    try:
+        return pricer is not None and pricer(1, 1) is not None
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def needs_reservation(backend: Any, limits: Sequence[tuple[str, Any, Any]]) -> bool:
+    """Whether a call under `limits` (BudgetLedger.limits_for) must reserve its worst case:
+    a token limit always; a dollar limit only for a backend that knows its price."""
+    if any(limit.tokens is not None for _, limit, _ in limits):
+        return True
+    return any(limit.cost is not None for _, limit, _ in limits) and has_price(backend)
+
+
 def price(backend: Any, prompt_tokens: int, completion_tokens: int) -> float:
     """Dollars of a call of that size; 0 when the backend does not know its price."""
     pricer = getattr(backend, "price", None)

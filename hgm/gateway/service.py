@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 
 from hgm.gateway.budget import BudgetExceeded, BudgetLedger, Reservation
 from hgm.gateway.config import GatewayConfig
-from hgm.gateway.estimate import worst_case
+from hgm.gateway.estimate import needs_reservation, worst_case
 from hgm.gateway.protocol import (
     RequestError,
     clean_text,
@@ -91,7 +91,7 @@ class ChatService:
             return self._fail(record, t0, exc.status, exc.message, exc.kind)
         reservation: Reservation | None = None
         try:
-            if self.ledger.limits_for(tags):
+            if needs_reservation(backend, self.ledger.limits_for(tags)):
                 params, tokens, cost = worst_case(backend, request.messages, params)
                 reservation = self.ledger.reserve(tags, tokens, cost)
         except BudgetExceeded as exc:
