@@ -59,7 +59,7 @@ from hgm.search.state import SearchState
 
 FINISHED_REASONS = ("budget_evals", "budget_usd", "wall_clock", "exhausted")
 LABEL_RUN_DIR = "hgm.run_dir"  # every sandbox of a run carries its absolute path
-RUN_TMP_PREFIX = "hgm-run-"
+RUN_TMP_PREFIX = "hgm-"  # + the run key: short, since sockets made under it are limited to 107 bytes
 GATEWAY_PREFIX = "hgm-gw-"
 BUDGET_EVENT = "budget_extended"
 

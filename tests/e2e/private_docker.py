@@ -1,14 +1,19 @@
 """A private Docker engine for tests that stop and restart it (never the shared one).
 
 `PrivateDocker(root)` runs its own `dockerd` (own data root, exec root, pid file and
-socket; no bridge, no iptables) with its own containerd, loads `hgm-base:latest` into it
-from the shared engine, and can be stopped and started again while a run uses it
-(`DOCKER_HOST` in `env`). Needs root and the dockerd binary.
+socket; its own bridge interface, no iptables) with its own containerd, loads
+`hgm-base:latest` into it from the shared engine, and can be stopped and started again
+while a run uses it (`DOCKER_HOST` in `env`). Needs root and the dockerd binary.
+
+Never `--bridge none`: a dockerd started so deletes the host's `docker0` interface, which
+the shared engine needs (builds and bridge-networked containers fail without it). The
+private engine gets a bridge of its own instead, made here and deleted in `close()`.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -27,14 +32,16 @@ class PrivateDocker:
         self.host = f"unix://{self.socket}"
         self.proc: subprocess.Popen | None = None
         self._log = open(self.root / "dockerd.log", "ab")
+        self.bridge = f"hgmt{secrets.token_hex(4)}"  # at most 15 characters
+        self._bridge_made = False
 
     @staticmethod
     def problem() -> str | None:
         """Why a private engine cannot run here, or None."""
         if os.geteuid() != 0:
             return "a private dockerd needs root"
-        if shutil.which("dockerd") is None or shutil.which("docker") is None:
-            return "dockerd or the docker CLI is not installed"
+        if shutil.which("dockerd") is None or shutil.which("docker") is None or shutil.which("ip") is None:
+            return "dockerd, the docker CLI or ip (iproute2) is not installed"
         return None
 
     @property
@@ -44,10 +51,21 @@ class PrivateDocker:
     def docker(self, *args: str, **kw) -> subprocess.CompletedProcess:
         return subprocess.run(["docker", "-H", self.host, *args], capture_output=True, text=True, **kw)
 
+    def _make_bridge(self) -> None:
+        if self._bridge_made:
+            return
+        for args in (["link", "add", self.bridge, "type", "bridge"],
+                     ["addr", "add", "192.168.231.1/24", "dev", self.bridge], ["link", "set", self.bridge, "up"]):
+            done = subprocess.run(["ip", *args], capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"ip {' '.join(args)} failed: {done.stderr.strip()}")
+        self._bridge_made = True
+
     def start(self, timeout: float = 60.0) -> None:
+        self._make_bridge()
         self.proc = subprocess.Popen(
             ["dockerd", "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
-             "--pidfile", str(self.pidfile), "-H", self.host, "--bridge", "none", "--iptables=false",
+             "--pidfile", str(self.pidfile), "-H", self.host, "--bridge", self.bridge, "--iptables=false",
              "--ip6tables=false", "--ip-masq=false", "--cgroup-parent", f"hgm-test-{self.root.name}"],
             stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -92,3 +110,5 @@ class PrivateDocker:
         # overlay mounts are gone with the daemon; what is left is plain files
         subprocess.run(["umount", "-R", str(self.root / "exec")], capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
+        if self._bridge_made:
+            subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)

@@ -34,8 +34,10 @@ import os
 import random
 import signal
 import sqlite3
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,8 +203,9 @@ class Soak:
                  solve_sleep: float, timeout_s: float, log=None) -> None:
         self.root = root
         self.run_dir = root / "run"
-        self.tmp = root / "tmp"  # TMPDIR of every hgm process: its temp files must all go
-        self.tmp.mkdir(parents=True, exist_ok=True)
+        # TMPDIR of every hgm process (its temp files must all go); short, as the agents' own
+        # tests make unix sockets under it (at most 107 bytes)
+        self.tmp = Path(tempfile.mkdtemp(prefix="hgm-soak-", dir="/tmp" if Path("/tmp").is_dir() else None))
         self.rng = random.Random(seed)
         self.kills = kills
         self.budget = budget_step
@@ -363,8 +366,12 @@ class Soak:
 def soak(root: Path, *, kills: int = 5, seed: int = 0, budget_step: int = 8, workers: int = 2, sandbox: str = "local",
          solve_sleep: float = 0.3, timeout_s: float = 120.0, log=None) -> SoakReport:
     """Run one soak in `root` (see the module docstring) and return its report."""
-    return Soak(Path(root), kills=kills, seed=seed, budget_step=budget_step, workers=workers, sandbox=sandbox,
-                solve_sleep=solve_sleep, timeout_s=timeout_s, log=log).run()
+    runner = Soak(Path(root), kills=kills, seed=seed, budget_step=budget_step, workers=workers, sandbox=sandbox,
+                  solve_sleep=solve_sleep, timeout_s=timeout_s, log=log)
+    try:
+        return runner.run()
+    finally:
+        shutil.rmtree(runner.tmp, ignore_errors=True)
 
 
 def report_json(report: SoakReport) -> str:
