@@ -20,7 +20,6 @@ import socketserver
 import tempfile
 import threading
 from http import HTTPStatus
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Mapping
@@ -29,6 +28,7 @@ from hgm.gateway.access import ModelAccess, model_access
 from hgm.gateway.backends import make_backend
 from hgm.gateway.budget import BudgetLedger
 from hgm.gateway.config import GatewayConfig
+from hgm.gateway.identities import Identities, Identity
 from hgm.gateway.protocol import TAGS_HEADER, error_body
 from hgm.gateway.records import CallRecord, Recorder
 from hgm.gateway.service import ChatService
@@ -39,7 +39,6 @@ MODELS_PATHS = frozenset({"/v1/models", "/models"})
 HEALTH_PATHS = frozenset({"/health", "/healthz", "/v1/health"})
 MAX_UNIX_PATH = 107  # sun_path holds 108 bytes including the terminating NUL
 SOCKET_NAME = "llm.sock"
-IDENTITY_PREFIX = "id-"
 
 log = logging.getLogger(__name__)
 
@@ -145,14 +144,12 @@ class _TcpServer(_QuietErrors, socketserver.ThreadingMixIn, socketserver.TCPServ
     allow_reuse_address = True
 
 
-@dataclass
-class _Identity:
-    """One sandbox's own socket: its tags, directory and listener."""
+class _BoundServer:
+    """What a handler on an identity socket sees as its server: the gateway and the tags."""
 
-    tags: dict[str, str]
-    directory: str
-    server: _UnixServer
-    thread: threading.Thread
+    def __init__(self, gateway: "Gateway", identity: Identity) -> None:
+        self.gateway = gateway
+        self.identity = identity.tags
 
 
 class Gateway:
@@ -173,8 +170,9 @@ class Gateway:
         self._servers: list[socketserver.BaseServer] = []
         self._threads: list[threading.Thread] = []
         self._own_dir: str | None = None
-        self._identities: dict[tuple[tuple[str, str], ...], _Identity] = {}
+        self._identities: dict[tuple[tuple[str, str], ...], Identity] = {}
         self._identity_lock = threading.Lock()
+        self._listeners: Identities | None = None
         self._closed = False
         self.socket_path = ""
         self.tcp_url: str | None = None
@@ -204,8 +202,10 @@ class Gateway:
                 raise RuntimeError("the gateway is closed")
             identity = self._identities.get(key)
             if identity is None:
-                identity = self._identities[key] = self._open_identity(clean)
-        return model_access(os.path.join(identity.directory, SOCKET_NAME), self.config.alias, clean)
+                if self._listeners is None:
+                    self._listeners = Identities(self._own_dir or os.path.dirname(self.socket_path), self._serve_identity)
+                identity = self._identities[key] = self._listeners.open(clean)
+        return model_access(identity.path, self.config.alias, clean)
 
     def release(self, **match: object) -> int:
         """Close the identities whose tags include every `match` item (e.g. `job=KEY`); return how many."""
@@ -214,7 +214,7 @@ class Gateway:
             keys = [k for k, ident in self._identities.items() if wanted.items() <= ident.tags.items()]
             gone = [self._identities.pop(k) for k in keys]
         for identity in gone:
-            self._close_identity(identity)
+            self._listeners.close(identity)  # type: ignore[union-attr] - set when the first was opened
         return len(gone)
 
     def identities(self) -> list[dict[str, str]]:
@@ -222,35 +222,8 @@ class Gateway:
         with self._identity_lock:
             return [dict(i.tags) for i in self._identities.values()]
 
-    def _identity_root(self) -> str:
-        return self._own_dir or os.path.dirname(self.socket_path)
-
-    def _open_identity(self, tags: dict[str, str]) -> _Identity:
-        directory = tempfile.mkdtemp(prefix=IDENTITY_PREFIX, dir=self._identity_root())
-        path = os.path.join(directory, SOCKET_NAME)
-        if len(os.fsencode(path)) > MAX_UNIX_PATH:
-            shutil.rmtree(directory, ignore_errors=True)
-            raise ValueError(f"socket path {path} is longer than {MAX_UNIX_PATH} bytes; choose a shorter --socket")
-        try:
-            server = _UnixServer(path, _Handler)
-            server.identity = tags
-            server.gateway = self  # type: ignore[attr-defined]
-            os.chmod(path, 0o777)  # sandboxed agents run as another uid (1000)
-            os.chmod(directory, 0o755)
-        except BaseException:
-            shutil.rmtree(directory, ignore_errors=True)
-            raise
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                                  name="hgm-gateway-identity", daemon=True)
-        thread.start()
-        return _Identity(tags, directory, server, thread)
-
-    @staticmethod
-    def _close_identity(identity: _Identity) -> None:
-        identity.server.shutdown()
-        identity.server.server_close()
-        identity.thread.join(timeout=5)
-        shutil.rmtree(identity.directory, ignore_errors=True)
+    def _serve_identity(self, connection: socket.socket, identity: Identity) -> None:
+        _Handler(connection, "unix", _BoundServer(self, identity))
 
     def backend_for(self, spec: str) -> Backend:
         """The backend serving `spec`, built on first use."""
@@ -275,10 +248,10 @@ class Gateway:
             if self._closed:
                 return
             self._closed = True
-            identities = list(self._identities.values())
             self._identities.clear()
-        for identity in identities:
-            self._close_identity(identity)
+            listeners = self._listeners
+        if listeners is not None:
+            listeners.close_all()
         for server in self._servers:
             server.shutdown()
             server.server_close()

@@ -158,3 +158,12 @@ def test_a_lone_surrogate_in_a_reply_is_answered_and_recorded(tmp_path: Path, ga
     assert record.response == "half an emoji \ufffd here" and record.status == 200
     assert chat(gateway.url, USER)[0] == 200  # the server lives on
     json.dumps(body, ensure_ascii=False).encode("utf-8")
+
+
+def test_many_identities_share_one_listening_thread(write_script: Callable, gateway_factory: Callable) -> None:
+    gateway, records = gateway_factory(GatewayConfig(model=f"scripted:{write_script(['ok'] * 3)}"))
+    before = threading.active_count()
+    urls = [socket_of(gateway, {"job": f"j{i}"}) for i in range(200)]  # an `hgm eval` of a large suite
+    assert threading.active_count() <= before + 1
+    assert chat(urls[-1], USER)[0] == 200 and records[-1].tags == {"job": "j199"}
+    assert gateway.release(job="j199") == 1 and chat(urls[0], USER)[0] == 200
