@@ -206,7 +206,8 @@ def register(app: typer.Typer) -> None:
         Leftovers of a killed session (sandboxes, temp files, sockets) are removed first.
         """
         from hgm.cli.runs_cmd import resolve_run_dir
-        from hgm.loop.session import RunSetupError, check_free_space, extend_budgets, open_for_resume
+        from hgm.loop.budgets import BudgetError, extend_budgets
+        from hgm.loop.session import RunSetupError, check_free_space, open_for_resume
 
         for flag, value in (("--budget-evals", budget_evals), ("--budget-usd", budget_usd), ("--budget-time", budget_time)):
             if value is not None and value <= 0:
@@ -221,7 +222,7 @@ def register(app: typer.Typer) -> None:
             check_free_space(handle.path, config)
             check_model_or_fail(config.model, config.api_base)
             config = extend_budgets(handle, config, evals=budget_evals, usd=budget_usd, wall_clock_s=budget_time)
-        except RunSetupError as exc:
+        except (RunSetupError, BudgetError) as exc:
             handle.close()
             fail(str(exc))
         except typer.Exit:

@@ -281,7 +281,7 @@ class Executor:
             exc = space.disk_full_error(where, self.limits.min_free_bytes or space.NEEDED_BYTES,
                                         resume=self.run_archive.path)
         with self._stop_lock:
-            first = self._stop_reason is None or self._stop_reason != "disk_full"
+            first = self._stop_reason != "disk_full"
         if first:
             self._errors.insert(0, str(exc))
         self._begin_stop("disk_full", force=True)
@@ -523,7 +523,8 @@ class Executor:
                             cost_usd=cost, tokens=tokens, started=started,
                         ))
                 except (ArchiveError, OSError) as exc:
-                    self._errors.append(f"could not record abandoned job {job.id}: {exc}")
+                    if not (self._stop_reason == "disk_full" and space.is_disk_full(exc)):  # said once already
+                        self._errors.append(f"could not record abandoned job {job.id}: {exc}")
                 self.scheduler.abandon(job)
                 self._abandoned += 1
         try:

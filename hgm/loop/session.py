@@ -11,21 +11,13 @@
 3. run the executor with N workers until a budget is spent, the search is exhausted
    or the user interrupts; then record how the session ended.
 
-Nothing of a session outlives it, even a kill -9: its temporary files live under one
-folder per run (`temp_root`), its gateway sockets under another (`gateway_dir`), its
-sandboxes carry the label `hgm.run_dir=<run path>`. Holding the run's lock, a new session
-first removes whatever a dead one left there (`remove_leftovers`), and every session
-sweeps its own sandboxes once more when it ends (e.g. containers an engine restart left).
-
-`hgm resume RUN --budget-evals N` (and `--budget-usd`, `--budget-time`) raise a run's
-budgets: `extend_budgets` records a `budget_extended` event, and `effective_config`
-applies the latest one over the frozen config.
+Nothing of a session outlives it, even a kill -9 (`hgm.loop.leftovers`): a new session
+first removes what a dead one left, and sweeps its own sandboxes when it ends. A resumed
+run uses its frozen config with any budget extension applied (`hgm.loop.budgets`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import importlib.util
 import shutil
 import signal
@@ -35,7 +27,7 @@ import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
@@ -46,22 +38,20 @@ from archive.tree import Tree
 
 from sandbox.tracking import TrackingBackend
 
-from hgm.config import ConfigError, RunConfig, config_from_frozen
+from hgm.config import ConfigError, RunConfig
 from hgm.evaluation.evaluate import EvalSetup, SolveLimits
 from hgm.evolve.expand import ExpandSetup
 from hgm.evolve.improve import ImproveLimits
 from hgm.gateway.costs import CostBook
 from hgm.loop.executor import Executor, ExecutorLimits, JobHandler, Progress, RunOutcome
+from hgm.loop.budgets import effective_config
 from hgm.loop.job_handler import SandboxJobHandler
+from hgm.loop.leftovers import LABEL_RUN_DIR, gateway_dir, remove_leftovers, session_tempdir, sweep, system_temp, temp_root
 from hgm.loop.scheduler import Scheduler
 from hgm.search.report import earlier_elapsed, run_summary, spent_so_far
 from hgm.search.state import SearchState
 
 FINISHED_REASONS = ("budget_evals", "budget_usd", "wall_clock", "exhausted")
-LABEL_RUN_DIR = "hgm.run_dir"  # every sandbox of a run carries its absolute path
-RUN_TMP_PREFIX = "hgm-"  # + the run key: short, since sockets made under it are limited to 107 bytes
-GATEWAY_PREFIX = "hgm-gw-"
-BUDGET_EVENT = "budget_extended"
 
 
 class RunSetupError(RuntimeError):
@@ -182,105 +172,6 @@ def open_for_resume(run_dir: Path, *, accept_loss: bool = False) -> tuple[Run, R
         raise RunSetupError(str(exc)) from None
 
 
-def effective_config(run: Run) -> RunConfig:
-    """The frozen config with the latest budget extension applied (ConfigError if invalid)."""
-    config = config_from_frozen(run.config)
-    extensions = run.events(BUDGET_EVENT)
-    if not extensions:
-        return config
-    budget = {**config.budget.model_dump(), **(extensions[-1]["payload"].get("budget") or {})}
-    return config_from_frozen({**config.frozen(), "budget": budget})
-
-
-def extend_budgets(run: Run, config: RunConfig, *, evals: int | None = None, usd: float | None = None,
-                   wall_clock_s: float | None = None) -> RunConfig:
-    """Raise the run's budgets (each must exceed what the run has used); log a `budget_extended` event."""
-    changes = {k: v for k, v in (("evals", evals), ("usd", usd), ("wall_clock_s", wall_clock_s)) if v is not None}
-    if not changes:
-        return config
-    used = {"evals": run.tree().n_evals, "usd": spent_so_far(run)[0], "wall_clock_s": earlier_elapsed(run)}
-    flags = {"evals": "--budget-evals", "usd": "--budget-usd", "wall_clock_s": "--budget-time"}
-    for key, value in changes.items():
-        if value <= used[key]:
-            raise RunSetupError(f"{flags[key]} {value:g} leaves nothing to do: the run has used {used[key]:g} already; "
-                                "pass a larger value")
-    budget = {**config.budget.model_dump(), **changes}
-    try:
-        extended = config_from_frozen({**config.frozen(), "budget": budget})
-    except ConfigError as exc:
-        raise RunSetupError(str(exc)) from None
-    old = config.budget.model_dump()
-    run.log_event(BUDGET_EVENT, {"budget": budget, "before": {k: old[k] for k in changes}})
-    return extended
-
-
-# ---------------------------------------------------------------------------- leftovers
-
-
-def run_key(run_path: Path) -> str:
-    """A short name for the run directory, the same in every session (its absolute path hashed)."""
-    return hashlib.sha256(str(Path(run_path).resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:12]
-
-
-def system_temp() -> Path:
-    """The temp folder of this host (the session's own one is inside it)."""
-    return Path(tempfile.gettempdir())
-
-
-def temp_root(run_path: Path, base: Path | None = None) -> Path:
-    """Where a session of the run keeps every temporary file and local sandbox."""
-    return (base or system_temp()) / f"{RUN_TMP_PREFIX}{run_key(run_path)}"
-
-
-def gateway_dir(run_path: Path) -> Path:
-    """Where the run's gateway sockets live (short: unix socket paths are limited to 107 bytes)."""
-    base = Path("/tmp") if Path("/tmp").is_dir() else system_temp()
-    return base / f"{GATEWAY_PREFIX}{run_key(run_path)}"
-
-
-@contextlib.contextmanager
-def session_tempdir(root: Path) -> Iterator[Path]:
-    """Make `root` this process's temp folder (tempfile.tempdir) until the session ends, then remove it.
-
-    Process-wide on purpose: every temporary file of the session (git indexes, grading
-    copies, local sandboxes) must land where the next session can find it after a kill -9.
-    """
-    previous = tempfile.tempdir
-    root.mkdir(parents=True, exist_ok=True)
-    tempfile.tempdir = str(root)
-    try:
-        yield root
-    finally:
-        tempfile.tempdir = previous
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def remove_leftovers(run_path: Path, backend: Any, root: Path) -> tuple[list[str], str | None]:
-    """Remove what dead sessions of this run left: sandboxes, temp files, gateway sockets.
-
-    Call while holding the run's lock (so no live session owns them) with `root` already
-    the process's temp folder. Returns (what was removed, a problem that stopped part of it).
-    """
-    removed: list[str] = []
-    problem = None
-    remover = getattr(backend, "remove_leftovers", None)
-    if remover is not None:
-        try:
-            removed += [f"sandbox {name}" for name in remover({LABEL_RUN_DIR: str(Path(run_path).resolve())})]
-        except Exception as exc:  # noqa: BLE001 - e.g. the engine is down: say so, go on
-            problem = (f"could not remove the run's leftover sandboxes ({exc.__class__.__name__}: {exc}); "
-                       f"later: hgm sandbox gc --run {Path(run_path).name}")
-    if root.is_dir():
-        for child in root.iterdir():
-            shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
-            removed.append(f"temp {child.name}")
-    sockets = gateway_dir(run_path)
-    if sockets.exists():
-        shutil.rmtree(sockets, ignore_errors=True)
-        removed.append(f"gateway {sockets.name}")
-    return removed, problem
-
-
 def _backend(config: RunConfig) -> Any:
     from sandbox import SandboxError, get_backend
 
@@ -348,7 +239,7 @@ def run_session(
         sockets.mkdir(mode=0o711, parents=True, exist_ok=True)
         sockets.chmod(0o711)  # reachable by path, not listable: sandboxes find only their own socket
         stack.callback(shutil.rmtree, sockets, True)
-        stack.callback(_sweep, tracking, labels, notes)
+        stack.callback(sweep, tracking, labels, notes)
         gateway = _gateway(config, costs, preload, str(sockets / "llm.sock"))
         stack.callback(gateway.close)
         handler = (handler_factory or SandboxJobHandler)(
@@ -401,20 +292,6 @@ def _log(run: Run, kind: str, payload: dict[str, Any], notes: list[str]) -> None
         run.log_event(kind, payload)
     except ArchiveError as exc:
         notes.append(f"could not record the {kind} event ({exc})")
-
-
-def _sweep(backend: Any, labels: dict[str, str], notes: list[str]) -> None:
-    """Remove sandboxes of this run that outlived their sessions (e.g. across an engine restart)."""
-    remover = getattr(backend, "remove_leftovers", None)
-    if remover is None:
-        return
-    try:
-        gone = remover(labels)
-    except Exception as exc:  # noqa: BLE001 - the engine may be gone; the next session retries
-        notes.append(f"could not remove this session's sandboxes ({exc.__class__.__name__}); the next resume will")
-        return
-    if gone:
-        notes.append(f"removed {len(gone)} sandbox(es) that outlived their work")
 
 
 def eval_setup(

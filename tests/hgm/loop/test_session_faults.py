@@ -13,19 +13,9 @@ import pytest
 from archive.records import EvalRecord
 from archive.run import Run
 from hgm.config import build_config
-from hgm.loop.session import (
-    BUDGET_EVENT,
-    LABEL_RUN_DIR,
-    RunSetupError,
-    effective_config,
-    extend_budgets,
-    gateway_dir,
-    remove_leftovers,
-    run_key,
-    seed_agent_tree,
-    session_tempdir,
-    temp_root,
-)
+from hgm.loop.budgets import BUDGET_EVENT, BudgetError, effective_config, extend_budgets
+from hgm.loop.leftovers import LABEL_RUN_DIR, gateway_dir, remove_leftovers, run_key, session_tempdir, temp_root
+from hgm.loop.session import seed_agent_tree
 from sandbox.api import SandboxSpec
 from sandbox.local_backend import LocalBackend
 
@@ -87,7 +77,7 @@ def test_budgets_are_raised_with_an_event_and_apply_on_resume(tmp_path: Path) ->
     run, config = new_run(tmp_path, budget={"evals": 4, "usd": 1.0})
     for i in range(4):
         run.record_eval(EvalRecord(0, f"t{i}", "unresolved"))
-    with pytest.raises(RunSetupError, match="--budget-evals 4 leaves nothing to do"):
+    with pytest.raises(BudgetError, match="--budget-evals 4 leaves nothing to do"):
         extend_budgets(run, config, evals=4)
     assert run.events(BUDGET_EVENT) == []
     extended = extend_budgets(run, config, evals=10, usd=2.5)
@@ -105,7 +95,7 @@ def test_budgets_are_raised_with_an_event_and_apply_on_resume(tmp_path: Path) ->
 
 def test_a_budget_raise_that_breaks_the_config_is_refused(tmp_path: Path) -> None:
     run, config = new_run(tmp_path, budget={"evals": 4}, seed_evals=3)
-    with pytest.raises(RunSetupError):
+    with pytest.raises(BudgetError):
         extend_budgets(run, config, evals=2)  # below what is used: nothing recorded
     assert run.events(BUDGET_EVENT) == []
     run.close()
@@ -115,7 +105,7 @@ def test_the_wall_clock_used_counts_against_a_raised_time_budget(tmp_path: Path)
     run, config = new_run(tmp_path, budget={"wall_clock_s": 100})
     run.log_event("session_start", {"session": "s1"})
     run.log_event("session_end", {"session": "s1", "elapsed_s": 100.0})
-    with pytest.raises(RunSetupError, match="--budget-time 90 leaves nothing to do"):
+    with pytest.raises(BudgetError, match="--budget-time 90 leaves nothing to do"):
         extend_budgets(run, config, wall_clock_s=90)
     assert extend_budgets(run, config, wall_clock_s=160).budget.wall_clock_s == 160
     run.close()
