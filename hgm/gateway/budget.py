@@ -152,29 +152,23 @@ class BudgetLedger:
 
     @staticmethod
     def _refuse_if(scope: str, limit: BudgetLimit, spent: Spent, held: Spent, ask: Spent) -> None:
-        if limit.tokens is not None:
-            total = spent.tokens + held.tokens
-            if total >= limit.tokens:
-                raise BudgetExceeded(f"token budget of {scope} is spent ({spent.tokens} of {limit.tokens} tokens"
-                                     f"{_held(held.tokens, 'tokens')})", scope)
-            if ask.tokens and total + ask.tokens > limit.tokens:
-                raise BudgetExceeded(
-                    f"token budget of {scope} would be crossed: this call may use up to {ask.tokens} tokens, "
-                    f"{limit.tokens - total} are left of {limit.tokens}{_held(held.tokens, 'tokens')}", scope)
-        if limit.cost is not None:
-            total_cost = spent.cost + held.cost
-            if total_cost >= limit.cost:
-                raise BudgetExceeded(f"cost budget of {scope} is spent (${spent.cost:.4f} of ${limit.cost:.4f}"
-                                     f"{_held(held.cost, 'dollars')})", scope)
-            if ask.cost and total_cost + ask.cost > limit.cost:
-                raise BudgetExceeded(
-                    f"cost budget of {scope} would be crossed: this call may cost up to ${ask.cost:.4f}, "
-                    f"${limit.cost - total_cost:.4f} is left of ${limit.cost:.4f}{_held(held.cost, 'dollars')}",
-                    scope)
+        for kind, attr, show in (("token", "tokens", _tokens), ("cost", "cost", _dollars)):
+            cap = getattr(limit, attr)
+            if cap is None:
+                continue
+            used, holding, wanted = getattr(spent, attr), getattr(held, attr), getattr(ask, attr)
+            total = used + holding
+            in_flight = f"; {show(holding)} held by calls in flight" if holding else ""
+            if total >= cap:
+                raise BudgetExceeded(f"{kind} budget of {scope} is spent ({show(used)} of {show(cap)}{in_flight})", scope)
+            if wanted and total + wanted > cap:
+                raise BudgetExceeded(f"{kind} budget of {scope} would be crossed: this call may take up to "
+                                     f"{show(wanted)}, {show(cap - total)} is left of {show(cap)}{in_flight}", scope)
 
 
-def _held(amount: float, unit: str) -> str:
-    if not amount:
-        return ""
-    shown = f"${amount:.4f}" if unit == "dollars" else f"{int(amount)} tokens"
-    return f"; {shown} held by calls in flight"
+def _tokens(amount: float) -> str:
+    return f"{int(amount)} tokens"
+
+
+def _dollars(amount: float) -> str:
+    return f"${amount:.4f}"

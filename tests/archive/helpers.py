@@ -30,3 +30,16 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
                 st = full.lstat()
                 result[str(full.relative_to(root))] = (st.st_size if full.is_file() else 0, st.st_mtime_ns)
     return result
+
+
+def fill_disk(directory: Path) -> Path:
+    """Fill the file system holding `directory` to the last byte; return the filler file."""
+    filler = directory / "filler"
+    with open(filler, "wb", buffering=0) as handle:
+        for size in (1 << 20, 65536, 4096, 512, 1):
+            try:
+                while True:
+                    handle.write(b"\0" * size)
+            except OSError:
+                pass
+    return filler

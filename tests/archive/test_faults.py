@@ -20,7 +20,7 @@ import pytest
 from archive import DiskFull, EvalRecord, ExpansionRecord, Run
 from archive.errors import CorruptDatabase, LostData
 from archive.space import RESERVE_NAME, is_disk_full
-from tests.archive.helpers import make_agent, snapshot
+from tests.archive.helpers import fill_disk, make_agent, snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -134,26 +134,13 @@ def test_a_corrupt_stored_config_is_a_one_line_error(tmp_path: Path, old: bytes,
 # ---------------------------------------------------------------- a full disk, for real
 
 
-def fill(directory: Path) -> Path:
-    """Fill the file system holding `directory` to the last byte."""
-    filler = directory / "filler"
-    with open(filler, "wb", buffering=0) as handle:
-        for size in (65536, 4096, 512, 1):
-            try:
-                while True:
-                    handle.write(b"\0" * size)
-            except OSError:
-                pass
-    return filler
-
-
 def test_a_full_disk_rolls_back_and_the_run_goes_on_after_space_is_freed(tmp_path: Path, tiny_fs) -> None:
     disk = tiny_fs(3072)
     seed = make_agent(tmp_path / "seed")
     run = Run.create(disk / "run", {"k": 1}, seed)
     assert (run.path / RESERVE_NAME).is_file()
     run.record_eval(EvalRecord(0, "kept", "resolved"))
-    filler = fill(disk)
+    filler = fill_disk(disk)
     written, error = 0, None
     try:
         for i in range(10_000):

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from scripted import write_script
 
+from tests.archive.helpers import fill_disk
+
 REPO = Path(__file__).resolve().parents[2]
 TASKS = "hgm-mini__iniconf-1,hgm-mini__iniconf-2,hgm-mini__iniconf-3"
 
@@ -33,18 +35,6 @@ def query(run_dir: Path, sql: str) -> list[tuple]:
 
 def measured(run_dir: Path) -> set[tuple[int, str]]:
     return set(query(run_dir, "SELECT node_id, task_id FROM evaluations WHERE utility IS NOT NULL"))
-
-
-def fill(directory: Path) -> Path:
-    filler = directory / "filler"
-    with open(filler, "wb", buffering=0) as handle:
-        for size in (1 << 20, 65536, 4096, 512, 1):
-            try:
-                while True:
-                    handle.write(b"\0" * size)
-            except OSError:
-                pass
-    return filler
 
 
 @pytest.mark.e2e
@@ -70,7 +60,7 @@ def test_a_disk_that_fills_up_stops_the_run_cleanly_and_resume_finishes_it(tmp_p
         assert time.monotonic() < deadline
         time.sleep(0.1)
     before = measured(run_dir)
-    filler = fill(disk)
+    filler = fill_disk(disk)
     full_at = time.time()
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 1, err[-3000:]
