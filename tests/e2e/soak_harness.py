@@ -12,8 +12,11 @@ Phases (how the moment is found):
   start-up     a random delay after the process starts (before or during set-up);
   evaluation   an agent is solving a task (a `solve` model call is recorded), plus a delay;
   expansion    a diagnosis or self-improvement call is recorded, plus a delay;
-  acceptance   the child's own tests run (a `unittest` process of the run exists);
-  archive      the moment a new row appears in hgm.db (a few milliseconds later).
+  acceptance   the child's own tests run (a `unittest` process of the run, or an acceptance
+               sandbox container: `agent-tests`, or `vet` where the admission gate runs them);
+  archive      the moment a new row appears in hgm.db (a few milliseconds later);
+  random       (only when two sessions in a row finished before their phase came) any
+               moment from 1 to 10 s into the next session.
 
 After each kill, the processes and containers the killed session left are noted; once
 the next session has started (its `session_start` event is in hgm.db) none of them may
@@ -47,6 +50,7 @@ from scripted import write_script
 REPO = Path(__file__).resolve().parents[2]
 TASKS = ",".join(f"hgm-mini__iniconf-{i}" for i in range(1, 7))
 PHASES = ("start-up", "evaluation", "expansion", "acceptance", "archive")
+ACCEPTANCE_PURPOSES = ("agent-tests", "vet")  # sandbox purposes of a child's own tests
 
 
 @dataclass
@@ -250,12 +254,18 @@ class Soak:
         self.report.not_reaped += left
         self.pending = (set(), set())
 
+    def accepting(self) -> bool:
+        """True while a child's own tests run (a host process, or a container of the run)."""
+        if self.sandbox == "local":
+            return any("unittest" in cmd for _, cmd in _processes_under(self.tmp))
+        return any(f"hgm-{purpose}-" in name for name in _containers(self.run_dir) for purpose in ACCEPTANCE_PURPOSES)
+
     def wait_for(self, proc: subprocess.Popen, phase: str) -> float | None:
         """Block until the moment to kill in `phase` comes (seconds waited), or None if the process ended."""
         t0 = time.monotonic()
         deadline = t0 + self.timeout_s
-        if phase == "start-up":
-            delay = self.rng.uniform(0.05, 2.5)
+        if phase in ("start-up", "random"):
+            delay = self.rng.uniform(0.05, 2.5) if phase == "start-up" else self.rng.uniform(1.0, 10.0)
             while time.monotonic() - t0 < delay:
                 if proc.poll() is not None:
                     return None
@@ -279,7 +289,7 @@ class Soak:
             elif phase == "expansion" and _calls(self.run_dir, ("diagnose", "improve")) > expands:
                 time.sleep(self.rng.uniform(0.0, 0.5))
                 return time.monotonic() - t0
-            elif phase == "acceptance" and any("unittest" in cmd for _, cmd in _processes_under(self.tmp)):
+            elif phase == "acceptance" and self.accepting():
                 time.sleep(self.rng.uniform(0.0, 0.3))
                 return time.monotonic() - t0
             time.sleep(0.005 if phase == "archive" else 0.05)
@@ -288,9 +298,12 @@ class Soak:
     def run(self) -> SoakReport:
         t0 = time.monotonic()
         first, extend = True, False
+        missed = 0  # sessions in a row that finished before their phase came
         while len(self.report.kills) < self.kills:
             phase = PHASES[len(self.report.kills) % len(PHASES)] if self.kills >= len(PHASES) else \
                 self.rng.choice(PHASES)
+            if missed >= 2:
+                phase = "random"  # that phase keeps missing: any moment of the next session
             sessions_before = _sessions(self.run_dir)
             proc = self.start(first, extend)
             self.check_reaped(proc, sessions_before)
@@ -308,8 +321,9 @@ class Soak:
                         break
                 self.report.finished_early += 1
                 self.budget += self.budget_step
-                extend = True
+                extend, missed = True, missed + 1
                 continue
+            missed = 0
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             proc.stderr.close()
