@@ -46,10 +46,14 @@ def test_eight_workers_never_spend_past_the_dollar_cap(tmp_path: Path) -> None:
         refused = conn.execute("SELECT COUNT(*) FROM llm_calls WHERE error LIKE 'budget_exceeded:%'").fetchone()[0]
         cut = conn.execute("SELECT utility, detail FROM evaluations WHERE detail LIKE 'the run''s model budget%'"
                            ).fetchall()
+        cut_expansions = conn.execute("SELECT status FROM expansions WHERE reason LIKE 'the run''s model budget%'"
+                                      ).fetchall()
         measured = conn.execute("SELECT COUNT(*) FROM evaluations WHERE utility IS NOT NULL").fetchone()[0]
     finally:
         conn.close()
     assert spent <= CAP  # by no more than zero dollars
     assert spent > CAP / 3 and refused >= 1  # the cap was reached, not avoided
     assert all(utility is None for utility, _ in cut)  # cut short by the run: never scored
+    assert all(status == "abandoned" for (status,) in cut_expansions)  # nor a failed expansion
+    assert cut or cut_expansions  # the attempts the cap refused were recorded as such
     assert 0 < measured < 40 == summary["budget_evals"]
