@@ -37,17 +37,22 @@ def _check_header(db_path: Path) -> None:
         )
 
 
-def inspect(db_path: Path) -> int:
-    """Validate hgm.db without writing anything; return its schema version.
+def connect_readonly(db_path: Path) -> sqlite3.Connection:
+    """A read-only connection that writes nothing at all.
 
     When no WAL file exists the database is opened `immutable`, which creates no -wal or
     -shm files; otherwise a plain read-only connection reads the WAL that is there.
     """
-    _check_header(db_path)
     wal = db_path.with_name(db_path.name + "-wal")
     params = {"mode": "ro"} if wal.exists() else {"mode": "ro", "immutable": "1"}
+    return sqlite3.connect(_uri(db_path, **params), uri=True)
+
+
+def inspect(db_path: Path) -> int:
+    """Validate hgm.db without writing anything; return its schema version."""
+    _check_header(db_path)
     try:
-        conn = sqlite3.connect(_uri(db_path, **params), uri=True)
+        conn = connect_readonly(db_path)
     except sqlite3.Error as exc:
         raise CorruptDatabase(f"cannot open {db_path}: {exc}; restore it from a backup or start a new run") from exc
     try:
@@ -99,11 +104,19 @@ def create(db_path: Path) -> sqlite3.Connection:
 
 @contextlib.contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction: committed on success, rolled back on any exception."""
+    """One write transaction: committed on success, rolled back on any exception.
+
+    SQLite rolls a transaction back by itself on some errors (a full disk, SQLITE_FULL);
+    the original error is then raised, not "cannot rollback - no transaction is active".
+    """
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
+        conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the original error says more
         raise
-    conn.execute("COMMIT")

@@ -49,3 +49,11 @@ class DuplicateEvaluation(ArchiveError):
 
 class UnknownNode(ArchiveError):
     """A node id that the run does not contain."""
+
+
+class DiskFull(ArchiveError):
+    """The disk holding the run is full; nothing half-written was kept. Free space, then resume."""
+
+
+class LostData(ArchiveError):
+    """hgm.db holds less than the run wrote (e.g. its write-ahead log hgm.db-wal was deleted)."""

@@ -2,12 +2,16 @@
 
 Layout of a run directory:
     hgm.db      SQLite (WAL): run, nodes, evaluations, expansions, llm_calls, events
+    hgm.db-wal  SQLite's write-ahead log: after a crash it HOLDS committed data
     agents.git  bare git repository, branch node/<id> per agent version
     hgm.lock    the writer's lock (pid inside while a writer holds it)
+    hgm.marks   the highest row id committed per table (loss detection, `archive.marks`)
+    hgm.reserve a little space kept back for recording how a run ended on a full disk
 
 Opening validates everything before creating or changing any file, so a wrong path, a
-corrupt or newer database or a missing git store fails with an ArchiveError and leaves
-the directory untouched.
+corrupt or newer database, a missing git store or a database that lost committed data
+fails with an ArchiveError and leaves the directory untouched. A full disk during a write
+is a `DiskFull` error; the transaction is rolled back, so the database stays consistent.
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from archive import db, schema
+from archive import db, marks, schema, space
 from archive import memory as memory_sql
 from archive.errors import (
     ArchiveError,
     CorruptDatabase,
+    DiskFull,
     DuplicateEvaluation,
+    LostData,
     MissingGitStore,
     NotARun,
     ReadOnlyRun,
@@ -108,12 +114,35 @@ class Run:
         self._lock = lock
         self._mutex = threading.RLock()  # one connection, shared by threads: every use holds it
         self._agents: AgentStore | None = None
+        self._marks: marks.MarksFile | None = None
         row = self._read_one("SELECT config, created FROM run WHERE id = 1")
         if row is None:
             raise CorruptDatabase(f"{self.path / DB_NAME} has no run row; restore it from a backup or start a new run")
-        self.config: dict[str, Any] = json.loads(row[0])
+        self.config: dict[str, Any] = self._stored_config(row[0])
         # the run's identity across copies and renames (memory items name their run by it)
         self.key = "run-" + hashlib.sha256(repr(float(row[1])).encode()).hexdigest()[:16]
+
+    def _stored_config(self, text: Any) -> dict[str, Any]:
+        """The frozen config, checked against the digest stored at creation (runs made since)."""
+        where = self.path / DB_NAME
+        fix = "restore hgm.db from a backup or start a new run"
+        try:
+            config = json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise CorruptDatabase(f"{where} holds a damaged run config ({exc}); {fix}") from None
+        if not isinstance(config, dict):
+            raise CorruptDatabase(f"{where} holds a damaged run config (not a JSON object); {fix}")
+        created = self._read_one("SELECT payload FROM events WHERE kind = 'created' ORDER BY id LIMIT 1")
+        digest = None
+        if created is not None:
+            try:
+                digest = json.loads(created[0]).get("config_sha256")
+            except (TypeError, ValueError, AttributeError):
+                raise CorruptDatabase(f"{where} holds a damaged creation record; {fix}") from None
+        if digest is not None and digest != _digest(text):
+            raise CorruptDatabase(f"{where} holds a run config that changed since the run was created "
+                                  f"(its checksum differs); {fix}")
+        return config
 
     # ----- opening and closing -------------------------------------------------------
 
@@ -139,11 +168,12 @@ class Run:
         except (TypeError, ValueError) as exc:
             raise ArchiveError(f"run config cannot be stored as JSON ({exc}); pass plain values only") from exc
 
-        run_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = run_dir.parent / f".{run_dir.name}.creating-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
         try:
+            run_dir.parent.mkdir(parents=True, exist_ok=True)
+            _remove_dead_creations(run_dir)
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
             store = AgentStore.init(tmp / GIT_NAME)
             commit = store.add_version(0, seed_agent_dir, None, "node 0: seed")
             store.close()
@@ -158,25 +188,39 @@ class Run:
                     "INSERT INTO nodes (id, parent_id, commit_sha, created, operator) VALUES (0, NULL, ?, ?, 'seed')",
                     (commit, now),
                 )
-                conn.execute("INSERT INTO events (time, kind, payload) VALUES (?, 'created', '{}')", (now,))
+                conn.execute("INSERT INTO events (time, kind, payload) VALUES (?, 'created', ?)",
+                             (now, json.dumps({"config_sha256": _digest(config_json)})))
             conn.close()
             if run_dir.exists():
                 run_dir.rmdir()
             os.rename(tmp, run_dir)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            if space.is_disk_full(exc):
+                raise space.disk_full_error(run_dir.parent) from exc
             raise
-        return cls.open(run_dir, writable=True)
+        try:
+            return cls.open(run_dir, writable=True)
+        except DiskFull:
+            shutil.rmtree(run_dir, ignore_errors=True)  # nothing was recorded in it yet
+            raise
 
     @classmethod
-    def open(cls, run_dir: Path, *, writable: bool = False) -> "Run":
+    def open(cls, run_dir: Path, *, writable: bool = False, accept_loss: bool = False) -> "Run":
         """Open an existing run. Writers take the run lock (RunLocked if a live writer has it).
 
         A writer that finds the lock left by a dead process takes it over; if that run
         was `running`, it is marked `crashed` and a `lock_takeover` event is logged.
+
+        A run whose database holds less than was written (see `archive.marks`) raises
+        LostData; with `accept_loss` it opens anyway, and a writer then records a
+        `data_loss` event, deletes the branches of lost nodes and starts from what is left.
         """
         run_dir = Path(run_dir)
         version = validate(run_dir)
+        loss = _find_loss(run_dir)
+        if loss[0] and not accept_loss:
+            raise LostData(_loss_message(run_dir, loss[0]))
         if not writable:
             conn = _connect(run_dir, writable=False)
             try:
@@ -191,11 +235,16 @@ class Run:
             if version < schema.SCHEMA_VERSION:
                 schema.migrate(conn, version)
             run = cls(run_dir, conn, lock)
+            run._marks = marks.MarksFile(run_dir, marks.db_marks(conn))
+            if loss[0]:
+                run.log_event("data_loss", {"missing": loss[0], "lost_branches": {
+                    str(i): c for i, c in marks.branch_ids(run_dir / GIT_NAME).items() if i in loss[1]}})
             run._prune_orphan_branches()
             if lock.stale_pid is not None:
                 run.log_event("lock_takeover", {"dead_pid": lock.stale_pid, "previous_status": run.status})
                 if run.status == "running":
                     run.set_status("crashed")
+            space.make_reserve(run_dir)
         except BaseException:
             if conn is not None:
                 conn.close()
@@ -210,8 +259,14 @@ class Run:
                 self._agents.close()
                 self._agents = None
             self._conn.close()
+            if self._marks is not None:
+                self._marks.close()
             if self._lock is not None:
                 self._lock.release()
+
+    def free_reserve(self) -> bool:
+        """Give back the space kept for last words (the disk is full); True if there was some."""
+        return space.free_reserve(self.path)
 
     def __enter__(self) -> "Run":
         return self
@@ -455,15 +510,13 @@ class Run:
 
     def add_memory(self, items: Iterable[MemoryItem]) -> int:
         """Store items not yet present (by uid) in one transaction; returns how many were new."""
-        self._require_writable()
-        with self._mutex, db.transaction(self._conn):
-            return memory_sql.insert_items(self._conn, items)
+        with self._tx() as conn:
+            return memory_sql.insert_items(conn, items)
 
     def update_memory(self, uid: str, evidence: dict[str, Any], polarity: str) -> bool:
         """Replace an item's evidence and polarity with new measurements (one transaction)."""
-        self._require_writable()
-        with self._mutex, db.transaction(self._conn):
-            return memory_sql.update_evidence(self._conn, uid, evidence, polarity)
+        with self._tx() as conn:
+            return memory_sql.update_evidence(conn, uid, evidence, polarity)
 
     def lineage(self, node_id: int) -> list[int]:
         """Ids from `node_id` up to the root (the node first)."""
@@ -482,7 +535,12 @@ class Run:
             sql, params = "SELECT * FROM events WHERE kind = ? ORDER BY id", (kind,)
         rows = self._read_all(sql, params)
         for row in rows:
-            row["payload"] = json.loads(row["payload"])
+            try:
+                row["payload"] = json.loads(row["payload"])
+            except (TypeError, ValueError):
+                row["payload"] = {"unreadable": str(row["payload"])[:200]}
+            if not isinstance(row["payload"], dict):
+                row["payload"] = {"unreadable": str(row["payload"])[:200]}
         return rows
 
     def llm_totals(self) -> tuple[int, float, int]:
@@ -517,21 +575,40 @@ class Run:
         if not self.writable:
             raise ReadOnlyRun(f"run {self.path} is open read-only; open it with writable=True to change it")
 
-    def _write(self, sql: str, params: tuple = ()) -> int:
+    @contextlib.contextmanager
+    def _tx(self, *tables: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction (mutex held); after the commit the marks of `tables` move up.
+
+        A full disk becomes DiskFull (SQLite has rolled the transaction back).
+        """
         self._require_writable()
-        with self._mutex, db.transaction(self._conn):
-            cur = self._conn.execute(sql, params)
+        with self._mutex:
+            try:
+                with db.transaction(self._conn):
+                    yield self._conn
+                    found = marks.db_marks(self._conn, tables) if tables else {}
+            except sqlite3.IntegrityError:
+                raise
+            except sqlite3.DatabaseError as exc:
+                if space.is_disk_full(exc):
+                    raise space.disk_full_error(self.path, resume=self.path) from exc
+                raise
+            if self._marks is not None and found:
+                self._marks.update(found)
+
+    def _write(self, sql: str, params: tuple = (), table: str = "events") -> int:
+        with self._tx(table) as conn:
+            cur = conn.execute(sql, params)
         return cur.lastrowid
 
     def set_status(self, status: str) -> None:
         """Set the run status (running / stopped / finished / crashed) and log it."""
         if status not in schema.RUN_STATUSES:
             raise ValueError(f"unknown run status {status!r}; expected one of {', '.join(schema.RUN_STATUSES)}")
-        self._require_writable()
         now = time.time()
-        with self._mutex, db.transaction(self._conn):
-            self._conn.execute("UPDATE run SET status = ?, updated = ? WHERE id = 1", (status, now))
-            self._conn.execute(
+        with self._tx("events") as conn:
+            conn.execute("UPDATE run SET status = ?, updated = ? WHERE id = 1", (status, now))
+            conn.execute(
                 "INSERT INTO events (time, kind, payload) VALUES (?, 'status', ?)", (now, json.dumps({"status": status}))
             )
 
@@ -544,11 +621,10 @@ class Run:
 
     def record_eval(self, record: EvalRecord) -> int:
         """Store one finished evaluation in one transaction; returns its row id."""
-        self._require_writable()
         try:
-            with self._mutex, db.transaction(self._conn):
+            with self._tx("evaluations") as conn:
                 row_id = self._insert_eval(record)
-                self._conn.execute("UPDATE run SET updated = ? WHERE id = 1", (record.finished,))
+                conn.execute("UPDATE run SET updated = ? WHERE id = 1", (record.finished,))
         except sqlite3.IntegrityError as exc:
             raise self._integrity(exc, record.node_id, record.task_id) from exc
         return row_id
@@ -565,13 +641,13 @@ class Run:
         self._require_writable()
         records = list(records)
         try:
-            with self._mutex, db.transaction(self._conn):
+            with self._tx("evaluations") as conn:
                 if any(r.attempts for r in records):
                     for record in records:
                         self._insert_eval(record)
                 else:  # the fast path for bulk imports
-                    self._conn.executemany(_INSERT_EVAL, [r.row() for r in records])
-                self._conn.execute("UPDATE run SET updated = ? WHERE id = 1", (time.time(),))
+                    conn.executemany(_INSERT_EVAL, [r.row() for r in records])
+                conn.execute("UPDATE run SET updated = ? WHERE id = 1", (time.time(),))
         except sqlite3.IntegrityError as exc:
             raise self._integrity(exc, None, None) from exc
         return len(records)
@@ -590,12 +666,12 @@ class Run:
         if admission is not None and (admission.decision != "rejected" or admission.parent_id != record.parent_id):
             raise ValueError("a failed expansion's admission must be a rejection of a child of the same parent")
         try:
-            with self._mutex, db.transaction(self._conn):
-                cur = self._conn.execute(_INSERT_EXPANSION, record.row())
+            with self._tx("expansions") as conn:
+                cur = conn.execute(_INSERT_EXPANSION, record.row())
                 if admission is not None:
                     self._insert_admission(admission, None, "", cur.lastrowid)
-                memory_sql.store_expansion_memory(self._conn, memory, cur.lastrowid, None)
-                self._conn.execute("UPDATE run SET updated = ? WHERE id = 1", (record.finished,))
+                memory_sql.store_expansion_memory(conn, memory, cur.lastrowid, None)
+                conn.execute("UPDATE run SET updated = ? WHERE id = 1", (record.finished,))
         except sqlite3.IntegrityError as exc:
             raise self._integrity(exc, record.parent_id, None) from exc
         return cur.lastrowid
@@ -644,25 +720,32 @@ class Run:
             (node_id,) = self._read_one("SELECT COALESCE(MAX(id), -1) + 1 FROM nodes")
             also = f" and node {second_parent_id}" if second_parent_id is not None else ""
             message = f"node {node_id}: {operator or 'child'} of node {parent_id}{also}"
-            commit = self.agents.add_version(node_id, Path(agent_dir), parents, message)
+            try:
+                commit = self.agents.add_version(node_id, Path(agent_dir), parents, message)
+            except (ArchiveError, OSError) as exc:
+                with contextlib.suppress(ArchiveError):
+                    self.agents.delete_branch(node_id)
+                if space.is_disk_full(exc):
+                    raise space.disk_full_error(self.path, resume=self.path) from exc
+                raise
             try:
                 now = time.time()
-                with db.transaction(self._conn):
-                    self._conn.execute(
+                with self._tx("nodes", "expansions") as conn:
+                    conn.execute(
                         "INSERT INTO nodes (id, parent_id, commit_sha, created, status, operator, lesson, diagnosis,"
                         " second_parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (node_id, parent_id, commit, now, status, operator, lesson, diagnosis, second_parent_id),
                     )
                     expansion_id = None
                     if expansion is not None:
-                        expansion_id = self._conn.execute(_INSERT_EXPANSION, expansion.row(node_id)).lastrowid
+                        expansion_id = conn.execute(_INSERT_EXPANSION, expansion.row(node_id)).lastrowid
                     if admission is not None:
                         self._insert_admission(admission, node_id, commit, expansion_id)
                     if memory is not None:
                         if expansion_id is None:
                             raise ValueError("memory items of a new node need its expansion record")
-                        memory_sql.store_expansion_memory(self._conn, memory, expansion_id, node_id)
-                    self._conn.execute("UPDATE run SET updated = ? WHERE id = 1", (now,))
+                        memory_sql.store_expansion_memory(conn, memory, expansion_id, node_id)
+                    conn.execute("UPDATE run SET updated = ? WHERE id = 1", (now,))
             except BaseException:
                 with contextlib.suppress(ArchiveError):
                     self.agents.delete_branch(node_id)  # else pruned at the next writable open
@@ -703,7 +786,7 @@ class Run:
             if status == schema.RETIRED_NODE_STATUS:
                 raise ArchiveError(f"node {node_id} is already retired")
             now = time.time()
-            with db.transaction(self._conn):
+            with self._tx("nodes"):
                 self._conn.execute("UPDATE nodes SET status = ? WHERE id = ?", (schema.RETIRED_NODE_STATUS, node_id))
                 cur = self._conn.execute(
                     "INSERT INTO ledger (time, kind, decision, node_id, parent_id, child_commit, reason, producer)"
@@ -738,8 +821,8 @@ class Run:
                 node_id = first + offset
                 commits[node_id] = commits[parent_id]
                 rows.append((node_id, parent_id, commits[parent_id], now, operator))
-            with db.transaction(self._conn):
-                self._conn.executemany(
+            with self._tx("nodes") as conn:
+                conn.executemany(
                     "INSERT INTO nodes (id, parent_id, commit_sha, created, operator) VALUES (?, ?, ?, ?, ?)", rows
                 )
         return [row[0] for row in rows]
@@ -764,6 +847,7 @@ class Run:
             " cost_usd, latency_s, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (at or time.time(), node_id, task_id, purpose, model, prompt_tokens, completion_tokens,
              cost_usd, latency_s, error),
+            table="llm_calls",
         )
 
     def _integrity(self, exc: sqlite3.IntegrityError, node_id: int | None, task_id: str | None) -> ArchiveError:
@@ -833,6 +917,14 @@ class Run:
             raise
 
 
+def _remove_dead_creations(run_dir: Path) -> None:
+    """Remove hidden half-made copies of `run_dir` whose creating process was killed."""
+    for partial in run_dir.parent.glob(f".{run_dir.name}.creating-*"):
+        pid = partial.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(partial, ignore_errors=True)
+
+
 def _connect(run_dir: Path, *, writable: bool) -> sqlite3.Connection:
     try:
         return db.connect(run_dir / DB_NAME, writable=writable)
@@ -870,3 +962,31 @@ def _page(limit: int | None, offset: int) -> str:
     if limit is None:
         return f" LIMIT -1 OFFSET {int(offset)}" if offset else ""
     return f" LIMIT {int(limit)} OFFSET {int(offset)}"
+def _digest(text: str) -> str:
+    return hashlib.sha256(str(text).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _find_loss(run_dir: Path) -> tuple[list[str], list[int]]:
+    """What the database lost compared with the marks file and agents.git (read-only).
+
+    The marks are read before the database, so a live writer's newer commits never look lost.
+    """
+    written = marks.read_marks(run_dir)
+    try:
+        conn = db.connect_readonly(run_dir / DB_NAME)
+    except sqlite3.DatabaseError as exc:
+        raise _corrupt(run_dir, exc) from exc
+    try:
+        found = marks.db_marks(conn)
+        node_ids = {row[0] for row in conn.execute("SELECT id FROM nodes")}
+    except sqlite3.DatabaseError as exc:
+        raise _corrupt(run_dir, exc) from exc
+    finally:
+        conn.close()
+    return marks.find_loss(written, found, node_ids, marks.branch_ids(run_dir / GIT_NAME))
+
+
+def _loss_message(run_dir: Path, missing: list[str]) -> str:
+    return (f"{run_dir / DB_NAME} holds less than this run wrote ({'; '.join(missing)}): its write-ahead log "
+            f"{DB_NAME}-wal was deleted or cut short. Put the original {DB_NAME}-wal back next to {DB_NAME} and "
+            f"try again, or continue without the lost records: hgm resume {run_dir} --accept-loss")

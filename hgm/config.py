@@ -366,9 +366,11 @@ class RunConfig(_Frozen):
     registry: str | None = Field(
         None, description="image registry HOST[:PORT] that task images are pulled from (SWE-bench suites)"
     )
-    seed: int = 0
+    seed: int = Field(0, ge=0, description="random seed (a non-negative integer)")
     seed_evals: int = Field(0, ge=0, description="measure the seed on N tasks before searching")
     grace_period_s: float = Field(60.0, ge=0, description="Ctrl-C: wait this long for work in flight")
+    min_free_mb: float = Field(50.0, ge=0, description="stop (disk_full) when less is free where the run lives")
+    infra_wait_s: float = Field(300.0, ge=0, description="wait this long for a sandbox engine that stopped answering")
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
@@ -390,6 +392,12 @@ class RunConfig(_Frozen):
             return data  # the field validation names the bad value
         agent = {**AGENT_PROFILES[profile], **agent, "profile": profile}
         return {**data, "agent": agent}
+
+    @model_validator(mode="after")
+    def _tasks_named(self) -> "RunConfig":
+        if self.tasks is not None and (not self.tasks or not all(t.strip() for t in self.tasks)):
+            raise ValueError("tasks must name at least one task id (leave it out to use every task)")
+        return self
 
     @model_validator(mode="after")
     def _seed_evals_within_budget(self) -> "RunConfig":

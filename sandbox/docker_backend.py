@@ -35,7 +35,12 @@ Design choices
 * **Always removed.** `close()` (context manager, exceptions, Ctrl-C) force-removes the
   container with SIGINT deferred while doing so; a `weakref.finalize` removes it at
   interpreter exit if the caller forgot; `remove_leftovers()` (`hgm sandbox gc`) removes
-  anything labelled `hgm=1` that survived a hard kill.
+  anything labelled `hgm=1` that survived a hard kill, and `DockerBackend.remove_leftovers(labels)`
+  what one run left behind (`hgm resume` calls it).
+* **Stopped from outside.** A command whose container was killed or stopped meanwhile
+  (`docker kill`, an engine restart) raises SandboxError instead of returning an exit code,
+  so the caller never grades what a broken sandbox left; `DockerBackend.problem()` says
+  whether the engine answers at all.
 """
 
 from __future__ import annotations
@@ -76,6 +81,8 @@ KILL_GRACE = 3.0  # seconds to wait for the stream to end after the kill exec
 DRAIN_GRACE = 0.5  # seconds background processes may keep the output open after the command ended
 EXIT_POLL = 0.5  # how often a quiet stream checks whether the command has ended
 DEFAULT_HOME = "/tmp"  # writable for any user, also in images without the user's home
+PROBE_TIMEOUT = 5  # seconds `problem()` waits for the engine to answer
+ALIVE_GRACE = 1.0  # seconds a killed-looking command waits to see its container stop
 
 # Kills every process that carries HGM_EXEC_ID=$1 and the process groups they lead.
 # Runs as the session user (root in the container has no CAP_KILL over uid 1000).
@@ -129,12 +136,17 @@ def _shielded(fn, *args) -> None:
         raise KeyboardInterrupt
 
 
-def remove_leftovers(run_id: str | None = None, client: docker.DockerClient | None = None) -> list[str]:
-    """Force-remove every container labelled hgm=1 (optionally of one run); return their names."""
+def remove_leftovers(
+    run_id: str | None = None, client: docker.DockerClient | None = None, labels: Mapping[str, str] | None = None
+) -> list[str]:
+    """Force-remove every container labelled hgm=1 (optionally of one run, or carrying all
+    of `labels`); return their names."""
     own = client is None
     client = client or docker_client()
     try:
-        filters = {"label": [f"{LABEL_ALL}=1"] + ([f"{LABEL_RUN}={run_id}"] if run_id else [])}
+        wanted = [f"{LABEL_ALL}=1"] + ([f"{LABEL_RUN}={run_id}"] if run_id else [])
+        wanted += [f"{k}={v}" for k, v in (labels or {}).items()]
+        filters = {"label": wanted}
         removed = []
         for info in client.api.containers(all=True, filters=filters):
             _remove_container(client, info["Id"])
@@ -408,6 +420,8 @@ class DockerSession:
             except OSError:
                 pass
         exit_code = TIMEOUT_EXIT_CODE if timed_out else self._exit_code(exec_id)
+        if exit_code == -1 or exit_code >= 128:
+            self._check_alive(exit_code)
         stdout, stderr = out.text(), err.text()
         if exit_code == 126 and stdout.startswith("OCI runtime exec failed"):
             stdout, stderr = "", stdout.strip() + "\n"  # the runtime reports on the output stream
@@ -444,6 +458,27 @@ class DockerSession:
             if not chunk:
                 return "eof"
             demux.feed(chunk)
+
+    def _check_alive(self, exit_code: int) -> None:
+        """Raise SandboxError when the container is gone or stopped (killed from outside).
+
+        A command killed with the container ends a moment before the engine records the
+        container as stopped, so a killed-looking command waits up to ALIVE_GRACE for that.
+        """
+        deadline = time.monotonic() + ALIVE_GRACE
+        while True:
+            try:
+                state = self._client.api.inspect_container(self.container_id).get("State") or {}
+            except docker.errors.NotFound:
+                raise SandboxError(f"the sandbox container {self.name} was removed from outside") from None
+            except (docker.errors.DockerException, OSError) as exc:
+                raise SandboxError(f"the Docker engine stopped answering ({exc.__class__.__name__})") from exc
+            if not state.get("Running") or state.get("Restarting"):
+                raise SandboxError(f"the sandbox container {self.name} was stopped from outside "
+                                   f"(command exit {exit_code}, container exit {state.get('ExitCode')})")
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.05)
 
     def _exec_finished(self, exec_id: str) -> bool:
         try:
@@ -493,6 +528,7 @@ class DockerBackend:
         return f"in image {image}"
 
     def __init__(self, client: docker.DockerClient | None = None) -> None:
+        self._from_env = client is None  # then `problem()` can open a fresh connection the same way
         self.client = client or docker_client()
         self._image_cache: dict[str, dict] = {}
         self._lock = threading.Lock()
@@ -518,6 +554,28 @@ class DockerBackend:
 
     def open(self, spec: SandboxSpec) -> DockerSession:
         return DockerSession(self, spec)
+
+    def problem(self) -> str | None:
+        """Why sandboxes cannot run now (the engine does not answer), or None.
+
+        Asked on a fresh connection: an engine that is shutting down still answers on the
+        connections it has (the client's pool) while refusing new ones.
+        """
+        probe = None
+        try:
+            probe = docker.from_env(timeout=PROBE_TIMEOUT) if self._from_env else self.client
+            probe.ping()
+        except Exception as exc:  # noqa: BLE001 - requests/docker errors alike
+            text = str(exc).splitlines()[0][:160] if str(exc) else exc.__class__.__name__
+            return f"the Docker engine does not answer ({text})"
+        finally:
+            if probe is not None and probe is not self.client:
+                probe.close()
+        return None
+
+    def remove_leftovers(self, labels: Mapping[str, str]) -> list[str]:
+        """Remove every container carrying all of `labels` (call when none of them is in use)."""
+        return remove_leftovers(client=self.client, labels=labels)
 
     def close(self) -> None:
         self.client.close()

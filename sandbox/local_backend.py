@@ -35,6 +35,7 @@ Isolation is much weaker than Docker's and the backend says so once per instance
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import resource
@@ -58,6 +59,8 @@ from sandbox.capture import HeadTailBuffer
 log = logging.getLogger(__name__)
 
 TIMEOUT_EXIT_CODE = 124
+ROOT_PREFIX = "hgm-sbx-"
+LABELS_FILE = ".hgm-labels.json"  # the spec's labels, so leftovers of a run can be found
 KILL_GRACE = 3.0
 DRAIN_GRACE = 0.5  # seconds background processes may keep the output open after the command ended
 LOOPBACK_UP = 'ip link set lo up 2>/dev/null; exec "$@"'
@@ -109,6 +112,24 @@ def _kill_tree(pgid: int | None, token: str) -> None:
                     pass
 
 
+def _kill_marked(needle: bytes) -> None:
+    """SIGKILL every process whose environment holds the entry `needle` (and its group)."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as fh:
+                if needle not in fh.read().split(b"\0"):
+                    continue
+        except OSError:
+            continue
+        for kill in (lambda p: os.killpg(p, signal.SIGKILL), lambda p: os.kill(p, signal.SIGKILL)):
+            try:
+                kill(int(entry.name))
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
 def _parts(path: str) -> list[str]:
     """The components of an absolute sandbox path, with `.` and `..` applied (never above /)."""
     parts: list[str] = []
@@ -147,10 +168,11 @@ class LocalSession:
                 raise SandboxError(f"mount source {mount.source} does not exist")
             self._mounts.append((target, Path(mount.source).resolve(), mount))
         self._mounts.sort(key=lambda m: -len(m[0]))
-        self.root = Path(tempfile.mkdtemp(prefix="hgm-sbx-"))
+        self.root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX))
         self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.root), True)
         self._closed = False
         try:
+            (self.root / LABELS_FILE).write_text(json.dumps(dict(spec.labels)), encoding="utf-8")
             for sub in ("tmp", "home"):
                 (self.root / sub).mkdir()
             (self.root / "home" / ".gitconfig").write_text(GITCONFIG)
@@ -429,6 +451,22 @@ class LocalBackend:
         if warn:
             log.warning(WEAKER_ISOLATION_WARNING.format(limitations="; ".join(self.limitations())))
         return LocalSession(self, spec)
+
+    def remove_leftovers(self, labels: Mapping[str, str]) -> list[str]:
+        """Remove the session directories under the temp dir whose labels include all of
+        `labels`, killing processes still running in them (call when none is in use)."""
+        removed = []
+        for root in Path(tempfile.gettempdir()).glob(f"{ROOT_PREFIX}*"):
+            try:
+                found = json.loads((root / LABELS_FILE).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if not isinstance(found, dict) or any(found.get(k) != v for k, v in labels.items()):
+                continue
+            _kill_marked(f"TMPDIR={root / 'tmp'}".encode())
+            shutil.rmtree(root, ignore_errors=True)
+            removed.append(root.name)
+        return removed
 
     def limitations(self) -> list[str]:
         """What this backend cannot enforce here, as reported in its warning."""

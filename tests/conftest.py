@@ -11,15 +11,18 @@ node offering 2 `docker_slots`, as separate processes, shared by a module's test
 A test that finds out only while running that it cannot check its property calls the
 `require_or_skip` fixture with the gate that covers it instead of `pytest.skip`:
 HGM_REQUIRE_DOCKER (Docker engine or image), HGM_REQUIRE_LOCAL_ISOLATION (the local
-backend's network cut, and running its checks as an unprivileged user).
+backend's network cut, and running its checks as an unprivileged user), HGM_REQUIRE_ROOT
+(what needs root: mounting a tiny tmpfs to fill a disk for real, starting a private dockerd).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
 import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,3 +161,38 @@ def ray_cluster() -> Iterator[LocalRayCluster]:
         cluster.shutdown()
         patch.undo()
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(path: Path, size_kb: int) -> Iterator[Path]:
+    """A tmpfs of `size_kb` KiB mounted at `path` (root only), unmounted afterwards.
+
+    Skips (or fails under HGM_REQUIRE_ROOT=1) where mounting is not permitted.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k,mode=0777", "tmpfs", str(path)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        require_or_skip("HGM_REQUIRE_ROOT", f"cannot mount a tmpfs here ({done.stderr.strip()[:120] or 'not root'})")
+    try:
+        yield path
+    finally:
+        for _ in range(20):
+            if subprocess.run(["umount", str(path)], capture_output=True).returncode == 0:
+                break
+            subprocess.run(["sleep", "0.2"])
+        else:
+            subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@pytest.fixture
+def tiny_fs(tmp_path: Path) -> Callable[[int], Path]:
+    """`tiny_fs(size_kb)`: a fresh tmpfs of that size (a really full disk), removed at teardown."""
+    stack = contextlib.ExitStack()
+    counter = iter(range(100))
+
+    def make(size_kb: int) -> Path:
+        return stack.enter_context(mounted_tmpfs(tmp_path / f"tinyfs{next(counter)}", size_kb))
+
+    with stack:
+        yield make

@@ -80,7 +80,7 @@ def confirmation_text(status: dict[str, Any]) -> str:
 def _exit_code(reason: str) -> int:
     if reason == "interrupted":
         return EXIT_INTERRUPTED
-    if reason in ("infra_errors", "internal_error", "provider_errors"):
+    if reason in ("infra_errors", "internal_error", "provider_errors", "disk_full"):
         return EXIT_FAILED
     return 0
 
@@ -130,18 +130,21 @@ def _session(run: Any, config: Any, workers: int | None, json_out: bool, discard
         display.stop()
     for note in result.messages:
         typer.echo(note, err=True)
-    for error in result.outcome.errors[:5]:
+    reason = result.outcome.stop_reason
+    errors = list(result.outcome.errors)
+    if reason == "disk_full" and errors:  # its own one-line error, not a warning
+        typer.echo(f"error: {errors.pop(0)}", err=True)
+    for error in errors[:5]:
         typer.echo(f"warning: {error.strip().splitlines()[-1] if error.strip() else error}", err=True)
     if json_out:
         print_json(result.summary)
     else:
         _print_summary(result.summary)
-    reason = result.outcome.stop_reason
     if reason in ("interrupted", "provider_errors", "infra_errors"):
         why = {"interrupted": "stopped", "provider_errors": "stopped: the model provider keeps failing (see the warning above); fix it, then",
                "infra_errors": "stopped: the sandboxes keep failing (see the warning above); fix it, then"}[reason]
         typer.echo(f"{why} continue with: hgm resume {result.summary['run_dir']}", err=True)
-    return _exit_code(result.outcome.stop_reason)
+    return _exit_code(reason)
 
 
 def _check_executor(config: Any) -> None:
@@ -262,7 +265,9 @@ def register(app: typer.Typer) -> None:
             check_bank_or_fail(bank)
         target = run_dir or default_run_dir()
         if target.exists() and (not target.is_dir() or any(target.iterdir())):
-            fail(f"{target} already exists and is not empty; choose a new --run-dir or `hgm resume {target}`")
+            if (target / "hgm.db").is_file():
+                fail(f"{target} already holds a run; continue it with `hgm resume {target}` or choose a new --run-dir")
+            fail(f"{target} already exists and is not empty; choose a new --run-dir")
         from hgm.loop.session import load_tasks
 
         try:  # check suite and policy before anything is written
@@ -296,23 +301,39 @@ def register(app: typer.Typer) -> None:
         ray_address: Optional[str] = typer.Option(
             None, "--ray-address", metavar="auto|HOST:PORT", help="With Ray: the cluster to join (default: as the run was started)."
         ),
+        budget_evals: Optional[int] = typer.Option(
+            None, "--budget-evals", help="Raise the run's evaluation budget to N in all (continues a finished run)."),
+        budget_usd: Optional[float] = typer.Option(None, "--budget-usd", help="Raise the run's dollar budget (in all)."),
+        budget_time: Optional[float] = typer.Option(None, "--budget-time", help="Raise the run's wall-clock budget (seconds in all)."),
+        accept_loss: bool = typer.Option(
+            False, "--accept-loss", help="Continue a run whose database lost records (its hgm.db-wal was deleted)."),
         json_out: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
     ) -> None:
-        """Continue a stopped or crashed run with its own config; work in flight is redone."""
-        from hgm.cli.runs_cmd import resolve_run_dir
-        from hgm.loop.session import RunSetupError, open_for_resume
+        """Continue a stopped or crashed run with its own config; work in flight is redone.
 
+        Leftovers of a killed session (sandboxes, temp files, sockets) are removed first.
+        """
+        from hgm.cli.runs_cmd import resolve_run_dir
+        from hgm.loop.budgets import BudgetError, extend_budgets
+        from hgm.loop.session import RunSetupError, check_free_space, open_for_resume
+
+        for flag, value in (("--budget-evals", budget_evals), ("--budget-usd", budget_usd), ("--budget-time", budget_time)):
+            if value is not None and value <= 0:
+                fail(f"{flag} must be positive (got {value:g})")
+        if workers is not None and workers < 1:
+            fail(f"--workers must be at least 1 (got {workers})")
         try:
-            handle, config = open_for_resume(resolve_run_dir(run))
+            handle, config = open_for_resume(resolve_run_dir(run), accept_loss=accept_loss)
         except RunSetupError as exc:
             fail(str(exc))
         try:
             config = _where_jobs_run(config, executor, ray_address)
-        except typer.Exit:
-            handle.close()
-            raise
-        try:
+            check_free_space(handle.path, config)
             check_model_or_fail(config.model, config.api_base)
+            config = extend_budgets(handle, config, evals=budget_evals, usd=budget_usd, wall_clock_s=budget_time)
+        except (RunSetupError, BudgetError) as exc:
+            handle.close()
+            fail(str(exc))
         except typer.Exit:
             handle.close()
             raise

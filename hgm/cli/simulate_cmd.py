@@ -75,9 +75,20 @@ def simulate(
     }
     settings = _settings(config_file, named, [_parse_setting(item) for item in set_options or []], names)
 
-    results = _run(world, names, budget_evals, range(seed_start, seed_start + seeds), workers, settings, jobs, json_out)
-
     from hgm.sim import report
+
+    interrupted: report.SimulationInterrupted | None = None
+    try:
+        results = _run(world, names, budget_evals, range(seed_start, seed_start + seeds), workers, settings, jobs, json_out)
+    except report.SimulationInterrupted as exc:
+        interrupted = exc
+        # keep the seeds every policy finished: the comparisons stay paired
+        common = set.intersection(*(set(r.seed for r in exc.results[n]) for n in names))
+        results = {n: [r for r in exc.results[n] if r.seed in common] for n in names}
+        if not common:
+            fail(f"interrupted before every policy finished a seed ({exc.done} of {exc.total} runs)", code=130)
+        typer.echo(f"interrupted: {exc.done} of {exc.total} runs finished; the results below are of the "
+                   f"{len(common)} seed(s) every policy finished", err=True)
 
     rule = settings.final_rule
     summaries = {name: report.summarize(results[name], rule) for name in names}
@@ -98,12 +109,16 @@ def simulate(
                 "policies": {n: {**summaries[n], "curve": curves[n]} for n in names},
                 "paired_differences": differences,
                 "plot": str(plot) if plot else None,
+                **({"interrupted": {"done": interrupted.done, "total": interrupted.total}} if interrupted else {}),
             }
         )
-        return
-    _print_tables(world.name, budget_evals, seeds, workers, rule, summaries, differences)
-    if plot is not None:
-        typer.echo(f"plot written to {plot}")
+    else:
+        shown = seeds if interrupted is None else len(results[names[0]])
+        _print_tables(world.name, budget_evals, shown, workers, rule, summaries, differences)
+        if plot is not None:
+            typer.echo(f"plot written to {plot}")
+    if interrupted is not None:
+        raise typer.Exit(130)
 
 
 def _settings(config_file: Path | None, named: dict[str, Any], extra: list[tuple[str, Any]], names: list[str]) -> Any:
@@ -156,23 +171,38 @@ def _parse_setting(item: str) -> tuple[str, Any]:
 
 
 def _run(world: Any, names: list[str], budget: int, seeds: range, workers: int, settings: Any, jobs: int, quiet: bool) -> Any:
+    from rich.console import Console
     from rich.progress import Progress
 
     from hgm.sim.report import run_many
 
     total = len(names) * len(seeds)
-    with Progress(transient=True, disable=quiet) as progress:
-        task = progress.add_task(f"simulating {total} runs", total=total)
-        return run_many(
-            world,
-            names,
-            budget=budget,
-            seeds=list(seeds),
-            workers=workers,
-            settings=settings,
-            jobs=jobs,
-            on_done=lambda: progress.advance(task),
-        )
+    console = Console(stderr=True)
+    kwargs = dict(budget=budget, seeds=list(seeds), workers=workers, settings=settings, jobs=jobs)
+    if quiet or console.is_terminal:
+        with Progress(transient=True, disable=quiet, console=console) as progress:
+            task = progress.add_task(f"simulating {total} runs", total=total)
+            return run_many(world, names, **kwargs, on_done=lambda: progress.advance(task))
+    return run_many(world, names, **kwargs, on_done=_LineProgress(total))
+
+
+class _LineProgress:
+    """Progress as plain lines on stderr when it is not a terminal: every 10% or 10 seconds."""
+
+    def __init__(self, total: int, every_s: float = 10.0) -> None:
+        import time
+
+        self.total, self.done, self.every_s = total, 0, every_s
+        self._clock = time.monotonic
+        self._last = self._clock()
+        self._step = max(1, total // 10)
+
+    def __call__(self) -> None:
+        self.done += 1
+        now = self._clock()
+        if self.done == self.total or self.done % self._step == 0 or now - self._last >= self.every_s:
+            self._last = now
+            typer.echo(f"simulated {self.done}/{self.total} runs ({100 * self.done // self.total}%)", err=True)
 
 
 def _fmt(stat: dict[str, Any], digits: int = 3) -> str:

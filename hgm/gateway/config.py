@@ -59,6 +59,7 @@ def run_gateway_config(
     seed: int | None = None,
     evaluation_tokens: int | None = None,
     evaluation_usd: float | None = None,
+    socket_path: str | None = None,
 ) -> GatewayConfig:
     """The gateway of a run or an `hgm eval`: its model, server, run budget and caps.
 
@@ -77,4 +78,5 @@ def run_gateway_config(
         run_budget=BudgetLimit(cost=run_usd),
         tag_budgets=tag_budgets,
         seed=seed,
+        socket_path=socket_path,
     )

@@ -2,8 +2,9 @@
 
 `CostBook` is the gateway's recorder for `hgm run` and `hgm eval` alike. It sums tokens
 and dollars per run and per job (the call's `job` tag), remembers each job's provider
-failures (a job that met one is not a fair measurement of the agent), and passes each
-record on to an optional sink (the run's archive); a failing sink never loses the totals.
+failures and refusals by the run's budget (a job that met one is not a fair measurement
+of the agent), and passes each record on to an optional sink (the run's archive); a
+failing sink never loses the totals.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from hgm.gateway.records import CallRecord, provider_failure
+from hgm.gateway.records import CallRecord, provider_failure, run_budget_refusal
 
 Sink = Callable[[CallRecord], None]
 
@@ -24,6 +25,7 @@ class CostBook:
         self._lock = threading.Lock()
         self._by_job: dict[str, tuple[float, int]] = {}
         self._failures: dict[str, list[str]] = {}
+        self._refused: dict[str, str] = {}
         self._cost, self._tokens = preload
         self.sink_errors = 0
 
@@ -32,6 +34,7 @@ class CostBook:
         cost = float(record.cost or 0.0)
         job = record.tags.get("job")
         failure = provider_failure(record)
+        refusal = run_budget_refusal(record)
         with self._lock:
             self._cost += cost
             self._tokens += tokens
@@ -40,6 +43,8 @@ class CostBook:
                 self._by_job[job] = (old_cost + cost, old_tokens + tokens)
                 if failure:
                     self._failures.setdefault(job, []).append(failure)
+                if refusal:
+                    self._refused.setdefault(job, refusal)
         if self._sink is None:
             return
         try:
@@ -57,6 +62,11 @@ class CostBook:
         """Messages of job `key`'s calls that failed for the provider's reasons (oldest first)."""
         with self._lock:
             return list(self._failures.get(key, ()))
+
+    def run_budget_refused(self, key: str) -> str | None:
+        """The refusal message when a call of job `key` was refused by the run's budget."""
+        with self._lock:
+            return self._refused.get(key)
 
     def totals(self) -> tuple[float, int]:
         """Dollars and tokens of the whole run so far (earlier sessions included)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,6 +20,14 @@ ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function
 TAGS_HEADER = "X-HGM-Tags"
 MAX_TAGS = 32
 MAX_TAG_LENGTH = 200
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """`text` with lone surrogates (invalid in UTF-8, e.g. half an emoji) replaced by U+FFFD."""
+    return _LONE_SURROGATE.sub("\ufffd", text) if _LONE_SURROGATE.search(text) else text
 
 
 class RequestError(Exception):
@@ -63,7 +72,7 @@ def parse_tags(header: str | None) -> dict[str, str]:
             continue
         if isinstance(value, (dict, list)):
             raise RequestError(f"tag {key!r} must be a string or number")
-        text = str(value)
+        text, key = clean_text(str(value)), clean_text(str(key))
         if len(key) > MAX_TAG_LENGTH or len(text) > MAX_TAG_LENGTH:
             raise RequestError(f"tag {key[:40]!r} is longer than {MAX_TAG_LENGTH} characters")
         tags[str(key)] = text
@@ -83,6 +92,7 @@ def parse_chat_request(body: bytes, tags: Mapping[str, str]) -> ChatRequest:
     model = data.get("model", "")
     if not isinstance(model, str):
         raise RequestError("'model' must be a string", )
+    model = clean_text(model)
     messages = _parse_messages(data.get("messages"))
     max_tokens = data.get("max_completion_tokens", data.get("max_tokens"))
     params = CompletionParams(
@@ -145,7 +155,7 @@ def _flatten_content(content: Any, index: int) -> str:
     if content is None:
         return ""
     if isinstance(content, str):
-        return content
+        return clean_text(content)
     if isinstance(content, list):
         parts = []
         for part in content:
@@ -155,7 +165,7 @@ def _flatten_content(content: Any, index: int) -> str:
                 parts.append(part["text"])
             else:
                 raise RequestError(f"messages[{index}].content has a part without text")
-        return "".join(parts)
+        return clean_text("".join(parts))
     raise RequestError(f"messages[{index}].content must be a string or a list of text parts")
 
 
@@ -200,7 +210,7 @@ def _parse_stop(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
-        return (value,)
+        return (clean_text(value),)
     if isinstance(value, list) and all(isinstance(v, str) for v in value) and len(value) <= 8:
-        return tuple(value)
+        return tuple(clean_text(v) for v in value)
     raise RequestError("'stop' must be a string or a list of at most 8 strings")

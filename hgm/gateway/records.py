@@ -80,6 +80,7 @@ def read_records(path: Path) -> Iterator[CallRecord]:
 
 
 PROVIDER_FAILED = "model provider failed"  # how records of such attempts begin their detail
+RUN_BUDGET_SPENT = "the run's model budget is spent"  # ... and of attempts the run's budget cut short
 # Error kinds the gateway gives to failures that are the provider's, not the caller's.
 PROVIDER_ERROR_KINDS = ("authentication_error", "model_unavailable", "provider_error", "internal_error")
 
@@ -100,3 +101,17 @@ def provider_failure(record: CallRecord) -> str | None:
     if "contextwindowexceeded" in lowered or "context length" in lowered or "context window" in lowered:
         return None
     return message or kind
+
+
+def run_budget_refusal(record: CallRecord) -> str | None:
+    """The refusal's message when the call was refused by the run's own budget, else None.
+
+    Such an attempt was cut short by the run, not by anything the agent did (a per-attempt
+    budget refusal, by contrast, is the agent's own doing).
+    """
+    from hgm.gateway.budget import refused_by_run_budget
+
+    if record.status != 402 or not record.error:
+        return None
+    _, _, message = record.error.partition(": ")
+    return message if refused_by_run_budget(message) else None

@@ -2,11 +2,17 @@
 
 Endpoints: `POST /v1/chat/completions`, `GET /v1/models`, `GET /health`. Every response is
 JSON with a Content-Length (HTTP/1.1 keep-alive works); every error is OpenAI-shaped.
+
+Besides its main socket, the gateway gives every `access(tags)` a socket of its own (an
+*identity*: a fresh directory holding `llm.sock`, mounted into that one sandbox). Calls on
+it are tagged with those tags, whatever the caller sends; `release(job=...)` closes the
+identities of a finished job and `close()` all of them.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import socket
@@ -22,6 +28,7 @@ from hgm.gateway.access import ModelAccess, model_access
 from hgm.gateway.backends import make_backend
 from hgm.gateway.budget import BudgetLedger
 from hgm.gateway.config import GatewayConfig
+from hgm.gateway.identities import Identities, Identity
 from hgm.gateway.protocol import TAGS_HEADER, error_body
 from hgm.gateway.records import CallRecord, Recorder
 from hgm.gateway.service import ChatService
@@ -32,6 +39,8 @@ MODELS_PATHS = frozenset({"/v1/models", "/models"})
 HEALTH_PATHS = frozenset({"/health", "/healthz", "/v1/health"})
 MAX_UNIX_PATH = 107  # sun_path holds 108 bytes including the terminating NUL
 SOCKET_NAME = "llm.sock"
+
+log = logging.getLogger(__name__)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -50,7 +59,12 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         if body is None:
             return
-        status, payload = self.gateway.service.handle(body, self.headers.get(TAGS_HEADER))
+        identity = getattr(self.server, "identity", None)
+        try:
+            status, payload = self.gateway.service.handle(body, self.headers.get(TAGS_HEADER), identity)
+        except Exception as exc:  # noqa: BLE001 - answer, never print a traceback over the display
+            log.debug("gateway request failed", exc_info=True)
+            status, payload = 500, error_body(f"gateway error: {exc.__class__.__name__}: {exc}", "internal_error")
         self._send(status, payload)
 
     def do_GET(self) -> None:
@@ -97,7 +111,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length)
 
     def _send(self, status: int, payload: dict[str, Any]) -> None:
-        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8", "replace")  # never a lone surrogate
         phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
         head = (
             f"HTTP/1.1 {status} {phrase}\r\n"
@@ -111,15 +125,33 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+class _QuietErrors:
+    """A connection that breaks (client gone, bad bytes) is logged, never printed to the terminal."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("gateway connection failed", exc_info=True)
+
+
+class _UnixServer(_QuietErrors, socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    request_queue_size = 128  # many agents may connect at once; the default 5 refuses them (EAGAIN)
     block_on_close = False
+    identity: Mapping[str, str] | None = None  # tags of every call on this socket (None: the header's)
 
 
-class _TcpServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+class _TcpServer(_QuietErrors, socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
+    request_queue_size = 128
     block_on_close = False
     allow_reuse_address = True
+
+
+class _BoundServer:
+    """What a handler on an identity socket sees as its server: the gateway and the tags."""
+
+    def __init__(self, gateway: "Gateway", identity: Identity) -> None:
+        self.gateway = gateway
+        self.identity = identity.tags
 
 
 class Gateway:
@@ -140,6 +172,9 @@ class Gateway:
         self._servers: list[socketserver.BaseServer] = []
         self._threads: list[threading.Thread] = []
         self._own_dir: str | None = None
+        self._identities: dict[tuple[tuple[str, str], ...], Identity] = {}
+        self._identity_lock = threading.Lock()
+        self._listeners: Identities | None = None
         self._closed = False
         self.socket_path = ""
         self.tcp_url: str | None = None
@@ -157,8 +192,40 @@ class Gateway:
         return self.socket_path
 
     def access(self, tags: Mapping[str, object]) -> ModelAccess:
-        """What an agent needs to reach this gateway with calls tagged `tags` (see `ModelAccess`)."""
-        return model_access(self.socket_path, self.config.alias, tags)
+        """What an agent needs to reach this gateway with calls tagged `tags` (see `ModelAccess`).
+
+        The access names a socket of its own, bound to `tags`: calls on it are accounted to
+        those tags whatever the agent claims. Equal tags share one socket until `release`.
+        """
+        clean = {str(k): str(v) for k, v in tags.items() if v is not None}
+        key = tuple(sorted(clean.items()))
+        with self._identity_lock:
+            if self._closed:
+                raise RuntimeError("the gateway is closed")
+            identity = self._identities.get(key)
+            if identity is None:
+                if self._listeners is None:
+                    self._listeners = Identities(self._own_dir or os.path.dirname(self.socket_path), self._serve_identity)
+                identity = self._identities[key] = self._listeners.open(clean)
+        return model_access(identity.path, self.config.alias, clean)
+
+    def release(self, **match: object) -> int:
+        """Close the identities whose tags include every `match` item (e.g. `job=KEY`); return how many."""
+        wanted = {str(k): str(v) for k, v in match.items()}
+        with self._identity_lock:
+            keys = [k for k, ident in self._identities.items() if wanted.items() <= ident.tags.items()]
+            gone = [self._identities.pop(k) for k in keys]
+        for identity in gone:
+            self._listeners.close(identity)  # type: ignore[union-attr] - set when the first was opened
+        return len(gone)
+
+    def identities(self) -> list[dict[str, str]]:
+        """The tags of every identity socket still open."""
+        with self._identity_lock:
+            return [dict(i.tags) for i in self._identities.values()]
+
+    def _serve_identity(self, connection: socket.socket, identity: Identity) -> None:
+        _Handler(connection, "unix", _BoundServer(self, identity))
 
     def backend_for(self, spec: str) -> Backend:
         """The backend serving `spec`, built on first use."""
@@ -179,9 +246,14 @@ class Gateway:
 
     def close(self) -> None:
         """Stop listening, remove the socket (and its directory if the gateway made it)."""
-        if self._closed:
-            return
-        self._closed = True
+        with self._identity_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._identities.clear()
+            listeners = self._listeners
+        if listeners is not None:
+            listeners.close_all()
         for server in self._servers:
             server.shutdown()
             server.server_close()
@@ -219,10 +291,11 @@ class Gateway:
         if len(os.fsencode(path)) > MAX_UNIX_PATH:
             raise ValueError(f"socket path {path} is longer than {MAX_UNIX_PATH} bytes; choose a shorter one")
         server = _UnixServer(path, _Handler)
-        # Sandboxed agents run as another uid (1000): the socket must be connectable by all.
+        # Sandboxed agents run as another uid (1000): the socket must be connectable by all,
+        # but the folder is not listable, so nobody finds the identity sockets inside it.
         os.chmod(path, 0o777)
         if self._own_dir:
-            os.chmod(self._own_dir, 0o755)
+            os.chmod(self._own_dir, 0o711)
         self._serve(server, "hgm-gateway-unix")
         return path
 

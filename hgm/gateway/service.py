@@ -1,4 +1,15 @@
-"""The gateway's logic, independent of HTTP: validate, budget, call with retries, record."""
+"""The gateway's logic, independent of HTTP: validate, budget, call with retries, record.
+
+Tags: a call that arrives on a sandbox's own socket carries that socket's identity (the
+tags the loop gave it when it opened the sandbox); whatever the agent sends in
+`X-HGM-Tags` is ignored, so model-written code cannot bill its calls to another job.
+Only calls on the gateway's main socket (hgm's own calls, host tools) take their tags
+from the header.
+
+Budgets: when a call falls under a budget, its worst case (see `hgm.gateway.estimate`) is
+reserved before it goes out and settled with its real cost afterwards, so concurrent
+calls cannot overshoot a cap.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +19,12 @@ import threading
 import time
 from typing import Any, Callable, Mapping
 
-from hgm.gateway.budget import BudgetExceeded, BudgetLedger
+from hgm.gateway.budget import BudgetExceeded, BudgetLedger, Reservation
 from hgm.gateway.config import GatewayConfig
+from hgm.gateway.estimate import needs_reservation, worst_case
 from hgm.gateway.protocol import (
     RequestError,
+    clean_text,
     completion_body,
     error_body,
     messages_hash,
@@ -44,12 +57,18 @@ class ChatService:
         # job tag -> the provider failure it met: the rest of that attempt fails fast
         self._broken_jobs: dict[str, str] = {}
 
-    def handle(self, body: bytes, tags_header: str | None) -> tuple[int, dict[str, Any]]:
-        """Answer one request: (HTTP status, JSON body). Never raises."""
+    def handle(
+        self, body: bytes, tags_header: str | None, identity: Mapping[str, str] | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """Answer one request: (HTTP status, JSON body). Never raises.
+
+        `identity`: the tags of the socket the call came in on (None: the main socket,
+        whose callers name their tags in the header).
+        """
         started_at, t0 = time.time(), time.perf_counter()
         record = CallRecord(started_at=started_at, tags={}, model=self.config.model, status=0)
         try:
-            tags = parse_tags(tags_header)
+            tags = dict(identity) if identity is not None else parse_tags(tags_header)
             tags.update(self.config.run_tags)
             record = dataclasses.replace(record, tags=tags)
             request = parse_chat_request(body, tags)
@@ -65,9 +84,21 @@ class ChatService:
         broken = self._broken_jobs.get(tags.get("job", ""))
         if broken is not None:  # retried already; the attempt will not be scored anyway
             return self._fail(record, t0, 503, f"the provider failed earlier in this attempt: {broken}", "provider_error")
-        attempts = 0
         try:
             backend = self._backend_for(spec)
+        except BackendError as exc:
+            self._remember_failure(tags, exc.status, exc.kind, exc.message)
+            return self._fail(record, t0, exc.status, exc.message, exc.kind)
+        reservation: Reservation | None = None
+        try:
+            if needs_reservation(backend, self.ledger.limits_for(tags)):
+                params, tokens, cost = worst_case(backend, request.messages, params)
+                reservation = self.ledger.reserve(tags, tokens, cost)
+        except BudgetExceeded as exc:
+            return self._fail(record, t0, BUDGET_STATUS, str(exc), "budget_exceeded")
+        attempts = 0
+        completion: Completion | None = None
+        try:
 
             def call() -> Completion:
                 nonlocal attempts
@@ -90,8 +121,16 @@ class ChatService:
             message = f"backend {spec} failed: {exc.__class__.__name__}: {exc}"
             self._remember_failure(tags, 500, "internal_error", message)
             return self._fail(record, t0, 500, message, "internal_error")
+        finally:
+            if completion is None and reservation is not None:
+                self.ledger.release(reservation)
         tokens = completion.prompt_tokens + completion.completion_tokens
-        self.ledger.add(tags, tokens, completion.cost)
+        if reservation is not None:
+            self.ledger.settle(reservation, tokens, completion.cost)
+        else:
+            self.ledger.add(tags, tokens, completion.cost)
+        text = clean_text(completion.text)  # e.g. half an emoji from a provider: not encodable as UTF-8
+        completion = dataclasses.replace(completion, text=text)
         self._emit(
             dataclasses.replace(
                 record,
@@ -101,7 +140,7 @@ class ChatService:
                 cost=completion.cost,
                 latency_s=time.perf_counter() - t0,
                 attempts=attempts,
-                response=completion.text,
+                response=text,
                 finish_reason=completion.finish_reason,
             )
         )

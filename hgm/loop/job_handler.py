@@ -6,16 +6,24 @@ source checked out from the archive, the call tags that key the cost book, and t
 run directory's artifact layout. It never writes a job's result to the archive (the
 executor does); its follow-up on a recorded result (`after_record`) keeps the run's
 lessons memory: comparisons of children with their parents, the shared bank.
+
+What is not the agent's doing is never reported as a measurement: an attempt whose model
+call the run's budget refused comes back `abandoned` (detail `RUN_BUDGET_SPENT: ...`), and
+an expansion broken by its sandbox or the host (a failed container, an engine that went
+away, a full disk) comes back as an infrastructure outcome, not a failed expansion. When
+a job ends, the gateway identities (sockets) it used are closed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from archive.records import EvalRecord
 from archive.run import Run
+from archive.space import mentions_full_disk
 from sandbox.tracking import TrackingBackend
 
 from hgm.evaluation.evaluate import EvalSetup, evaluate
@@ -24,6 +32,7 @@ from hgm.evolve.lessons import EvalView
 from hgm.evolve.operators import Version
 from hgm.evolve.memory import PURPOSE as DISTILL_PURPOSE
 from hgm.gateway.costs import CostBook
+from hgm.gateway.records import RUN_BUDGET_SPENT
 from hgm.loop.checkouts import CheckoutCache
 from hgm.loop.scheduler import Job
 from hgm.search.actions import Evaluate, Expand
@@ -43,7 +52,9 @@ class SandboxJobHandler:
         session_id: str,
         session_index: int = 0,
         seed: int = 0,
+        release: Callable[..., object] | None = None,
     ) -> None:
+        """`release(job=KEY)` closes what the gateway opened for a job (its identity sockets)."""
         self.run = run
         self.run_dir = Path(run.path)
         self.eval_setup = eval_setup
@@ -53,6 +64,7 @@ class SandboxJobHandler:
         self.session_id = session_id
         self.session_index = session_index
         self.seed = seed
+        self.release = release
         self.checkouts = CheckoutCache(run, self.run_dir / "work" / "agents")
 
     def job_key(self, job: Job) -> str:
@@ -66,6 +78,15 @@ class SandboxJobHandler:
         """Abort every sandbox in use (work is being abandoned)."""
         self.backend.close_all()
 
+    def infra_problem(self) -> str | None:
+        """Why sandboxes cannot run right now (the engine does not answer), or None."""
+        probe = getattr(self.backend, "problem", None)
+        return probe() if probe is not None else None
+
+    def _done(self, job: Job) -> None:
+        if self.release is not None:
+            self.release(job=self.job_key(job))
+
     def tags(self, job: Job, node_id: int, **extra: object) -> dict[str, object]:
         return {"run": self.run_dir.name, "job": self.job_key(job), "node": node_id, **extra}
 
@@ -75,7 +96,14 @@ class SandboxJobHandler:
         task = self.expand_setup.tasks[action.task_id]
         out_dir = self.run_dir / eval_dir(action.node_id, action.task_id, self.job_key(job))
         tags = self.tags(job, action.node_id, task=action.task_id, purpose="solve")
-        return evaluate(self.eval_setup, action.node_id, self.checkouts.get(action.node_id), task, out_dir, tags)
+        try:
+            record = evaluate(self.eval_setup, action.node_id, self.checkouts.get(action.node_id), task, out_dir, tags)
+        finally:
+            self._done(job)
+        refused = self.costs.run_budget_refused(self.job_key(job))
+        if refused and record.utility is not None:  # cut short by the run, not by the agent
+            record = dataclasses.replace(record, status="abandoned", detail=f"{RUN_BUDGET_SPENT}: {refused}"[:2000])
+        return record
 
     def expand(self, job: Job) -> ExpansionOutcome:
         action = job.action
@@ -84,9 +112,18 @@ class SandboxJobHandler:
         rng = random.Random(expansion_seed(self.seed, self.session_index, job))
         work_dir = self.run_dir / expansion_dir(parent, self.job_key(job))
         key = self.job_key(job)
-        return expand(self.expand_setup, parent, self.checkouts.get(parent), self.eval_views(parent), rng,
-                      work_dir, self.tags(job, parent), lambda: self.costs.job(key),
-                      lambda: self.costs.provider_failures(key), peers=ArchivePeers(self.run, self.checkouts))
+        try:
+            outcome = expand(self.expand_setup, parent, self.checkouts.get(parent), self.eval_views(parent), rng,
+                             work_dir, self.tags(job, parent), lambda: self.costs.job(key),
+                             lambda: self.costs.provider_failures(key), peers=ArchivePeers(self.run, self.checkouts))
+        finally:
+            self._done(job)
+        refused = self.costs.run_budget_refused(key)
+        if refused and not outcome.infra and outcome.record.status != "ok":
+            return _as_infra(outcome, f"{RUN_BUDGET_SPENT}: {refused}")
+        if outcome.record.status == "failed" and broken_by_infrastructure(outcome.record.reason):
+            return _as_infra(outcome, outcome.record.reason)
+        return outcome
 
     def after_record(self, job: Job, result: EvalRecord | ExpansionOutcome) -> None:
         """Once a result is recorded: memory comparisons after an evaluation (may call the
@@ -154,6 +191,21 @@ class ArchivePeers:
 
     def source(self, node_id: int) -> Path:
         return self._checkouts.get(node_id)
+
+
+# How `hgm.evolve.expand` words the failures of the machinery around the agent: its
+# sandbox or the host (self_improve raises SandboxError/ImproveError), not the agent's edit.
+INFRA_REASONS = ("sandbox failed:", "preparation failed:")
+
+
+def broken_by_infrastructure(reason: str) -> bool:
+    """True if a failed expansion's reason is the infrastructure's doing (or a full disk)."""
+    return reason.startswith(INFRA_REASONS) or mentions_full_disk(reason)
+
+
+def _as_infra(outcome: ExpansionOutcome, reason: str) -> ExpansionOutcome:
+    record = dataclasses.replace(outcome.record, status="abandoned", reason=reason[:2000])
+    return dataclasses.replace(outcome, record=record, child_dir=None, infra=True)
 
 
 def _safe(text: str) -> str:

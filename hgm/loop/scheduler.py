@@ -299,6 +299,11 @@ class Scheduler:
             self._stopped = True
             self._changed.notify_all()
 
+    def notify(self) -> None:
+        """Wake everyone waiting for a change (e.g. the sandbox engine answers again)."""
+        with self._changed:
+            self._changed.notify_all()
+
     def wait_for_change(self, timeout: float | None = None) -> bool:
         """Block until a job completes, is abandoned, or the scheduler stops."""
         with self._changed:

@@ -17,6 +17,10 @@
    new ones as they come);
 4. run the executor with N workers until a budget is spent, the search is exhausted
    or the user interrupts; then record how the session ended.
+
+Nothing of a session outlives it, even a kill -9 (`hgm.loop.leftovers`): a new session
+first removes what a dead one left, and sweeps its own sandboxes when it ends. A resumed
+run uses its frozen config with any budget extension applied (`hgm.loop.budgets`).
 """
 
 from __future__ import annotations
@@ -34,12 +38,14 @@ from typing import Any, Callable
 
 import numpy as np
 
+from archive import space
+from archive.errors import ArchiveError
 from archive.run import Run
 from archive.tree import Tree
 
 from sandbox.tracking import TrackingBackend
 
-from hgm.config import ConfigError, RunConfig, config_from_frozen
+from hgm.config import ConfigError, RunConfig
 from hgm.evaluation.attempts import AttemptsPolicy
 from hgm.evaluation.evaluate import EvalSetup, SolveLimits
 from hgm.evolve.agent_files import agent_files
@@ -52,7 +58,9 @@ from hgm.gateway.chat import gateway_chat
 from hgm.gateway.costs import CostBook
 from hgm.gateway.redact import Redactor
 from hgm.loop.executor import Executor, ExecutorLimits, JobHandler, Progress, RunOutcome
+from hgm.loop.budgets import effective_config
 from hgm.loop.job_handler import SandboxJobHandler
+from hgm.loop.leftovers import LABEL_RUN_DIR, gateway_dir, remove_leftovers, session_tempdir, sweep, system_temp, temp_root
 from hgm.loop.scheduler import Scheduler
 from hgm.search.confirm import PLAN_EVENT, ConfirmPlan, plan_for, search_first
 from hgm.search.report import earlier_elapsed, run_summary, spent_so_far
@@ -200,9 +208,11 @@ def make_scheduler(config: RunConfig, state: SearchState, session_index: int,
 
 
 def create_run(config: RunConfig, run_dir: Path) -> Run:
-    """A new run directory with `config` frozen and the seed agent as node 0."""
-    from archive.errors import ArchiveError
+    """A new run directory with `config` frozen and the seed agent as node 0.
 
+    Refused (nothing written) when the disk has less than `config.min_free_mb` free.
+    """
+    check_free_space(run_dir, config)
     with tempfile.TemporaryDirectory(prefix="hgm-seed-") as tmp:
         seed = seed_agent_tree(Path(tmp))
         if config.gate.protected is None:  # the gate's manifest, computed once from the seed, frozen
@@ -214,15 +224,22 @@ def create_run(config: RunConfig, run_dir: Path) -> Run:
             raise RunSetupError(str(exc)) from None
 
 
-def open_for_resume(run_dir: Path) -> tuple[Run, RunConfig]:
-    from archive.errors import ArchiveError
+def check_free_space(path: Path, config: RunConfig) -> None:
+    """RunSetupError naming the path and the space needed when the disk is (nearly) full."""
+    need = int(config.min_free_mb * 1_000_000)
+    free = space.free_bytes(path)
+    if need and free is not None and free < need:
+        raise RunSetupError(str(space.disk_full_error(path, need, resume=path if (path / "hgm.db").exists() else None)))
 
+
+def open_for_resume(run_dir: Path, *, accept_loss: bool = False) -> tuple[Run, RunConfig]:
+    """The run opened for writing and its effective config (budget extensions applied)."""
     try:
-        run = Run.open(run_dir, writable=True)
+        run = Run.open(run_dir, writable=True, accept_loss=accept_loss)
     except ArchiveError as exc:
         raise RunSetupError(str(exc)) from None
     try:
-        return run, config_from_frozen(run.config)
+        return run, effective_config(run)
     except ConfigError as exc:
         run.close()
         raise RunSetupError(str(exc)) from None
@@ -237,12 +254,12 @@ def _backend(config: RunConfig) -> Any:
         raise RunSetupError(str(exc)) from None
 
 
-def _gateway(config: RunConfig, recorder: Callable, preload: tuple[float, int]) -> Any:
+def _gateway(config: RunConfig, recorder: Callable, preload: tuple[float, int], socket_path: str | None = None) -> Any:
     from hgm.gateway import start_gateway
     from hgm.gateway.config import run_gateway_config
 
     gw_config = run_gateway_config(config.model, api_base=config.api_base, run_usd=config.budget.usd,
-                                   attempt_usd=config.agent.attempt_usd, seed=config.seed,
+                                   attempt_usd=config.agent.attempt_usd, seed=config.seed, socket_path=socket_path,
                                    evaluation_tokens=config.evaluation.max_tokens,
                                    evaluation_usd=config.evaluation.max_usd)
     try:
@@ -282,7 +299,10 @@ def run_session(
     wall_left = None
     if config.budget.wall_clock_s is not None:
         wall_left = max(0.0, config.budget.wall_clock_s - elapsed_before)
+    notes = list(notes)
+    labels = {LABEL_RUN_DIR: str(run.path.resolve())}
     with ExitStack() as stack:
+        memory: RunMemory | None = None
         if config.executor == "ray":  # jobs run as Ray tasks; everything else stays here
             from hgm.loop.ray_executor import start_ray_jobs
 
@@ -292,32 +312,42 @@ def run_session(
                 handler_factory=handler_factory,
             )
         else:
-            handler, backend_name = _local_jobs(stack, run, config, suite, tasks, costs, preload, session,
-                                                previous_sessions, backend, handler_factory)
+            handler, backend_name, memory = _local_jobs(stack, run, config, suite, tasks, costs, preload, session,
+                                                        previous_sessions, backend, handler_factory, notes, labels)
         limits = ExecutorLimits(
             workers=workers or config.workers,
             budget_usd=config.budget.usd,
             wall_clock_s=wall_left,
             grace_period_s=config.grace_period_s,
+            infra_wait_s=config.infra_wait_s,
+            min_free_bytes=int(config.min_free_mb * 1_000_000),
         )
         executor = Executor(scheduler, handler, run, limits, spent=costs.totals, on_tick=on_tick)
-        run.log_event("session_start", {
-            "session": session, "workers": limits.workers, "backend": backend_name, "model": config.model,
-            "executor": config.executor,
-            "evals_done": state.evals_completed, "nodes": state.n_nodes, "notes": notes,
-        })
-        run.set_status("running")
+        try:
+            run.log_event("session_start", {
+                "session": session, "workers": limits.workers, "backend": backend_name, "model": config.model,
+                "executor": config.executor,
+                "evals_done": state.evals_completed, "nodes": state.n_nodes, "notes": notes,
+            })
+            run.set_status("running")
+        except ArchiveError as exc:
+            raise RunSetupError(str(exc)) from None
         restore = _install_signals(executor) if install_signals else (lambda: None)
         stack.callback(restore)
         outcome = executor.run()
         status = "finished" if outcome.stop_reason in FINISHED_REASONS else "stopped"
-        run.log_event("session_end", {
+        if outcome.stop_reason == "disk_full":
+            run.free_reserve()  # room for the last words below
+        _log(run, "session_end", {
             "session": session, "reason": outcome.stop_reason, "elapsed_s": outcome.elapsed_s,
             "abandoned": outcome.abandoned, "errors": (outcome.errors + (memory.errors if memory else []))[:20],
-        })
+        }, notes)
         if memory is not None:
             memory.sync_bank()
-        run.set_status(status)
+        try:
+            run.set_status(status)
+        except ArchiveError as exc:
+            notes.append(f"could not record the run's status ({exc})")
     summary = run_summary(run)
     summary["stop_reason"] = outcome.stop_reason
     summary["abandoned"] = outcome.abandoned
@@ -329,11 +359,29 @@ def run_session(
 def _local_jobs(
     stack: ExitStack, run: Run, config: RunConfig, suite: Any, tasks: dict[str, Any], costs: CostBook,
     preload: tuple[float, int], session: str, session_index: int, backend: Any,
-    handler_factory: Callable[..., JobHandler] | None,
-) -> tuple[JobHandler, str]:
-    """The thread executor's job handler: sandboxes on this machine and the run's gateway."""
+    handler_factory: Callable[..., JobHandler] | None, notes: list[str], labels: dict[str, str],
+) -> tuple[JobHandler, str, RunMemory | None]:
+    """The thread executor's job handler: sandboxes on this machine and the run's gateway.
+
+    What an earlier, killed session left (sandboxes, temp files, sockets) is removed first;
+    every sandbox gets its own gateway identity (a socket under the run's socket folder).
+    """
+    root = stack.enter_context(session_tempdir(temp_root(run.path, system_temp())))
     tracking = TrackingBackend(backend if backend is not None else _backend(config))
-    gateway = _gateway(config, costs, preload)
+    removed, problem = remove_leftovers(run.path, tracking, root)
+    root.mkdir(parents=True, exist_ok=True)
+    if removed:
+        notes.append(f"removed what an earlier session left behind: {len(removed)} item(s) "
+                     f"({', '.join(sorted({r.split()[0] for r in removed}))})")
+        _log(run, "leftovers_removed", {"removed": removed[:200]}, notes)
+    if problem:
+        notes.append(problem)
+    sockets = gateway_dir(run.path)
+    sockets.mkdir(mode=0o711, parents=True, exist_ok=True)
+    sockets.chmod(0o711)  # reachable by path, not listable: sandboxes find only their own socket
+    stack.callback(shutil.rmtree, sockets, True)
+    stack.callback(sweep, tracking, labels, notes)
+    gateway = _gateway(config, costs, preload, str(sockets / "llm.sock"))
     stack.callback(gateway.close)
     memory = open_memory(run, config, gateway)
     if memory is not None:
@@ -341,11 +389,19 @@ def _local_jobs(
         memory.sync_bank()
     handler = (handler_factory or SandboxJobHandler)(
         run=run, eval_setup=eval_setup(config, suite, tracking, gateway, costs, run.path, EnvironmentLog(run)),
-        expand_setup=expand_setup(config, tasks, tracking, gateway, run.path.name, gate_settings(run), memory),
+        expand_setup=expand_setup(config, tasks, tracking, gateway, run.path, gate_settings(run), memory),
         costs=costs, backend=tracking,
-        session_id=session, session_index=session_index, seed=config.seed,
+        session_id=session, session_index=session_index, seed=config.seed, release=gateway.release,
     )
-    return handler, tracking.name
+    return handler, tracking.name, memory
+
+
+def _log(run: Run, kind: str, payload: dict[str, Any], notes: list[str]) -> None:
+    """Log an event; a full disk becomes a note instead of a crash."""
+    try:
+        run.log_event(kind, payload)
+    except ArchiveError as exc:
+        notes.append(f"could not record the {kind} event ({exc})")
 
 
 def eval_setup(
@@ -357,7 +413,7 @@ def eval_setup(
         max_steps=config.agent.solve_step_limit,
         solve_timeout_s=config.agent.solve_timeout_s,
         test_timeout_s=config.agent.test_timeout_s,
-        labels=(("hgm.run", Path(root).name),),
+        labels=(("hgm.run", Path(root).name), (LABEL_RUN_DIR, str(Path(root).resolve()))),
     )
     return EvalSetup(backend=backend, suite=suite, access=gateway.access, costs=costs, limits=limits, root=Path(root),
                      on_environment=on_environment, test_machinery=config.grading.test_machinery,
@@ -396,7 +452,7 @@ def open_memory(run: Run, config: RunConfig, gateway: Any) -> RunMemory | None:
     return RunMemory(run, settings, config.model, chat_for, Redactor.from_environ(), bank)
 
 
-def expand_setup(config: RunConfig, tasks: dict[str, Any], backend: Any, gateway: Any, run_name: str,
+def expand_setup(config: RunConfig, tasks: dict[str, Any], backend: Any, gateway: Any, run_path: Path,
                  gate: GateSettings | None = None, memory: RunMemory | None = None) -> ExpandSetup:
     """What every expansion of this run shares (`gate`: the run's frozen gate, default settings if None)."""
     limits = ImproveLimits(
@@ -404,7 +460,7 @@ def expand_setup(config: RunConfig, tasks: dict[str, Any], backend: Any, gateway
         test_timeout_s=config.agent.test_timeout_s,
         max_steps=config.agent.improve_step_limit,
         python=backend.python,
-        labels=(("hgm.run", run_name),),
+        labels=(("hgm.run", Path(run_path).name), (LABEL_RUN_DIR, str(Path(run_path).resolve()))),
     )
     return ExpandSetup(backend=backend, access=gateway.access, gateway_url=gateway.url, alias=gateway.config.alias,
                        model=config.model, tasks=tasks, evolve=config.evolve, limits=limits,

@@ -8,8 +8,9 @@ difference, much narrower than the two separate intervals suggest.
 from __future__ import annotations
 
 import math
+import multiprocessing
+import signal
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,20 @@ def interval(values: Sequence[float]) -> dict[str, Any]:
     mean = float(arr.mean()) if arr.size else math.nan
     half = 1.96 * float(arr.std(ddof=1)) / math.sqrt(arr.size) if arr.size > 1 else 0.0
     return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "values": [float(v) for v in arr]}
+
+
+class SimulationInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a batch of runs: `results` holds every run that finished (a list from
+    `run_specs`, by policy from `run_many`)."""
+
+    def __init__(self, results: Any, done: int, total: int) -> None:
+        super().__init__(f"interrupted after {done} of {total} runs")
+        self.results, self.done, self.total = results, done, total
+
+
+def _ignore_sigint() -> None:
+    """Pool workers leave Ctrl-C to the parent, which stops them at once (terminate)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @dataclass(frozen=True)
@@ -52,21 +67,41 @@ def _run_spec(spec: RunSpec) -> RunResult:
     return result
 
 
+def _run_indexed(item: tuple[int, RunSpec]) -> tuple[int, RunResult]:
+    index, spec = item
+    return index, _run_spec(spec)
+
+
 def run_specs(specs: Sequence[RunSpec], *, jobs: int = 1, on_done: Callable[[], None] | None = None) -> list[RunResult]:
-    """Every run, in `specs` order; in `jobs` processes when jobs > 1 (small chunks, in order)."""
-    out: list[RunResult] = []
-    if jobs > 1 and len(specs) > 1:
-        with ProcessPoolExecutor(jobs) as pool:
-            for result in pool.map(_run_spec, specs, chunksize=max(1, min(8, len(specs) // (16 * jobs)))):
-                out.append(result)
-                if on_done:
-                    on_done()
-        return out
-    for spec in specs:
-        out.append(_run_spec(spec))
+    """Every run, in `specs` order; in `jobs` processes when jobs > 1.
+
+    Runs are handed to the processes one at a time, so `on_done` follows every run and
+    Ctrl-C stops the workers at once: it raises `SimulationInterrupted` holding every run
+    that finished (in `specs` order).
+    """
+    finished: dict[int, RunResult] = {}
+
+    def done(index: int, result: RunResult) -> None:
+        finished[index] = result
         if on_done:
             on_done()
-    return out
+
+    try:
+        if jobs > 1 and len(specs) > 1:
+            pool = multiprocessing.get_context("fork").Pool(min(jobs, len(specs)), initializer=_ignore_sigint)
+            try:
+                for index, result in pool.imap_unordered(_run_indexed, enumerate(specs), chunksize=1):
+                    done(index, result)
+                pool.close()
+            finally:
+                pool.terminate()  # no-op after close(); on Ctrl-C the workers stop now
+                pool.join()
+        else:
+            for index, spec in enumerate(specs):
+                done(index, _run_spec(spec))
+    except KeyboardInterrupt:
+        raise SimulationInterrupted([finished[i] for i in sorted(finished)], len(finished), len(specs)) from None
+    return [finished[i] for i in range(len(specs))]
 
 
 def run_many(
@@ -81,15 +116,26 @@ def run_many(
     checkpoints: list[int] | None = None,
     on_done: Callable[[], None] | None = None,
 ) -> dict[str, list[RunResult]]:
-    """Every policy on every seed: paired runs (the same worlds for every policy), results in seed order."""
+    """Every policy on every seed: paired runs (the same worlds for every policy), results in seed order.
+
+    Ctrl-C raises `SimulationInterrupted` holding, per policy, every run that finished.
+    """
+    # seed by seed, every policy: an interrupted batch still compares all policies on the same seeds
     specs = [
         RunSpec(landscape, p, budget, s, workers, settings, tuple(checkpoints) if checkpoints else None)
-        for p in policies for s in seeds
+        for s in seeds for p in policies
     ]
-    out: dict[str, list[RunResult]] = {p: [] for p in policies}
-    for result in run_specs(specs, jobs=jobs, on_done=on_done):
-        out[result.policy].append(result)
-    return out
+
+    def by_policy(results: Sequence[RunResult]) -> dict[str, list[RunResult]]:
+        out: dict[str, list[RunResult]] = {p: [] for p in policies}
+        for result in results:
+            out[result.policy].append(result)
+        return out
+
+    try:
+        return by_policy(run_specs(specs, jobs=jobs, on_done=on_done))
+    except SimulationInterrupted as exc:
+        raise SimulationInterrupted(by_policy(exc.results), exc.done, exc.total) from None
 
 
 def summarize(results: Sequence[RunResult], rule: str = selection.DEFAULT_RULE) -> dict[str, Any]:

@@ -35,3 +35,16 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
 def without_shm(snap: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
     """A reader maps hgm.db-shm (SQLite's shared index) and may touch it; it holds no data."""
     return {k: v for k, v in snap.items() if not k.endswith("hgm.db-shm")}
+
+
+def fill_disk(directory: Path) -> Path:
+    """Fill the file system holding `directory` to the last byte; return the filler file."""
+    filler = directory / "filler"
+    with open(filler, "wb", buffering=0) as handle:
+        for size in (1 << 20, 65536, 4096, 512, 1):
+            try:
+                while True:
+                    handle.write(b"\0" * size)
+            except OSError:
+                pass
+    return filler

@@ -40,6 +40,19 @@ class LitellmBackend:
         self._api_base = api_base
         self._timeout = timeout
         self._litellm = import_litellm()
+        try:
+            self.max_output_tokens: int | None = int(self._litellm.get_max_tokens(model)) or None
+        except Exception:  # noqa: BLE001 - a model litellm does not know
+            self.max_output_tokens = None
+
+    def price(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """Dollars of a call of that size from litellm's price list (None: price unknown)."""
+        try:
+            prompt, completion = self._litellm.cost_per_token(
+                model=self._model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        except Exception:  # noqa: BLE001 - not in the price list: such calls are recorded at $0
+            return None
+        return float(prompt) + float(completion)
 
     def complete(self, messages: Sequence[Message], params: CompletionParams) -> Completion:
         litellm = self._litellm

@@ -4,7 +4,9 @@ File formats (chosen by content, not by extension):
 
 * a JSON list, or JSONL (one entry per line): the replies of every conversation, in order;
 * a JSON object mapping a key to such a list: a call uses the list whose key equals its
-  `task` tag, else its `purpose` tag, else `"default"`.
+  `task` tag, else its `purpose` tag, else `"default"`. The object may also hold
+  `"prices": {"prompt": USD_PER_TOKEN, "completion": USD_PER_TOKEN}`: every call then
+  costs what a priced provider would charge (for budget tests).
 
 An entry is a reply string, or an object `{"reply": str}` with optional
 `"prompt_tokens"`/`"completion_tokens"` overrides, or `{"error": {"status": 503,
@@ -15,7 +17,8 @@ double that reacts to what its prompt shows, e.g. the lessons memory).
 
 Every distinct set of tags (one agent attempt: run, node, task, purpose) has its own cursor,
 so parallel attempts each replay the script from its start. Once a list is used up, every
-further call answers `SUBMIT_REPLY`, which ends a seed-agent attempt.
+further call answers `SUBMIT_REPLY`, which ends a seed-agent attempt. Like a provider, a
+reply longer than the request's `max_tokens` is cut there (finish reason `length`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,25 @@ from hgm.gateway.types import (
 
 SUBMIT_REPLY = "The script has no more replies, so I submit.\n\n```bash\nsubmit\n```"
 DEFAULT_KEY = "default"
+PRICES_KEY = "prices"
+
+
+def load_prices(path: Path) -> tuple[float, float] | None:
+    """(dollars per prompt token, per completion token) of a script, or None when unpriced."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    prices = data.get(PRICES_KEY) if isinstance(data, dict) else None
+    if not isinstance(prices, dict):
+        return None
+    try:
+        prompt, completion = float(prices.get("prompt", 0.0)), float(prices.get("completion", 0.0))
+    except (TypeError, ValueError):
+        raise ValueError(f"script {path}: {PRICES_KEY} must map prompt and completion to numbers") from None
+    if prompt < 0 or completion < 0:
+        raise ValueError(f"script {path}: {PRICES_KEY} must not be negative")
+    return prompt, completion
 
 
 def load_script(path: Path) -> dict[str, list[Any]]:
@@ -53,6 +75,8 @@ def load_script(path: Path) -> dict[str, list[Any]]:
             raise ValueError(f"script {path} is neither JSON nor JSONL ({exc.msg})") from None
     if isinstance(data, list):
         data = {DEFAULT_KEY: data}
+    if isinstance(data, dict) and isinstance(data.get(PRICES_KEY), dict):
+        data = {k: v for k, v in data.items() if k != PRICES_KEY}
     if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
         raise ValueError(f"script {path} must be a list of replies or an object of such lists")
     for key, entries in data.items():
@@ -72,8 +96,19 @@ class ScriptedBackend:
     def __init__(self, path: Path) -> None:
         self.name = f"scripted:{path}"
         self._script = load_script(path)
+        self._prices = load_prices(path)
         self._cursors: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
         self._lock = threading.Lock()
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """The prompt tokens a call of these messages is charged (exact)."""
+        return sum(estimate_tokens(m.content) + 4 for m in messages)
+
+    def price(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """Dollars of a call of that size (None: the script is unpriced)."""
+        if self._prices is None:
+            return None
+        return prompt_tokens * self._prices[0] + completion_tokens * self._prices[1]
 
     def complete(self, messages: Sequence[Message], params: CompletionParams) -> Completion:
         key = self._key_for(params.tags)
@@ -83,20 +118,22 @@ class ScriptedBackend:
             self._cursors[conversation] = index + 1
         entries = self._script.get(key, [])
         entry = entries[index] if index < len(entries) else SUBMIT_REPLY
-        prompt_tokens = sum(estimate_tokens(m.content) + 4 for m in messages)
+        prompt_tokens = self.count_tokens(messages)
         if isinstance(entry, str):
-            return Completion(entry, prompt_tokens, estimate_tokens(entry))
+            entry = {"reply": entry}
         if "error" in entry:
             status = int(entry["error"].get("status", 500))
             message = str(entry["error"].get("message", "scripted failure"))
             error_type = TransientBackendError if status == 429 or status >= 500 else BackendError
             raise error_type(message, status=status, kind="provider_error")
         reply = _reply_for(entry, messages)
-        return Completion(
-            reply,
-            int(entry.get("prompt_tokens", prompt_tokens)),
-            int(entry.get("completion_tokens", estimate_tokens(reply))),
-        )
+        prompt_tokens = int(entry.get("prompt_tokens", prompt_tokens))
+        completion_tokens = int(entry.get("completion_tokens", estimate_tokens(reply)))
+        finish = "stop"
+        if params.max_tokens is not None and completion_tokens > params.max_tokens:
+            reply, completion_tokens, finish = reply[: 4 * params.max_tokens], params.max_tokens, "length"
+        return Completion(reply, prompt_tokens, completion_tokens,
+                          cost=self.price(prompt_tokens, completion_tokens) or 0.0, finish_reason=finish)
 
     def _key_for(self, tags: dict[str, str] | Any) -> str:
         for tag in ("task", "purpose"):

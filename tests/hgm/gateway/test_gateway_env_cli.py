@@ -23,15 +23,21 @@ def test_agent_env_is_minimal_and_carries_the_gateway(
         env = agent_env(gateway, {"node": 4, "task": "t"})
         extra = agent_env(gateway, {}, extra={"TZ": "UTC"})
         access = gateway.access({"node": 4})
+        again = gateway.access({"node": 4})
+        assert Path(env["HGM_LLM_URL"]).is_socket()
     assert set(env) == {"PATH", "HOME", "LANG", "LC_ALL", "PYTHONIOENCODING", "HGM_LLM_URL", "HGM_LLM_MODEL", "HGM_LLM_TAGS"}
-    assert env["HGM_LLM_URL"] == gateway.socket_path and env["HGM_LLM_MODEL"] == "solver"
+    # a socket of its own (an identity), in a directory of its own under the gateway's
+    assert env["HGM_LLM_URL"] != gateway.socket_path and env["HGM_LLM_MODEL"] == "solver"
+    assert Path(env["HGM_LLM_URL"]).parent.parent == Path(gateway.socket_path).parent
     assert json.loads(env["HGM_LLM_TAGS"]) == {"node": "4", "task": "t"}
-    assert extra["TZ"] == "UTC"
-    # in sandbox terms: the socket's directory mounted read-only, the URL naming it there
+    assert extra["TZ"] == "UTC" and extra["HGM_LLM_URL"] != env["HGM_LLM_URL"]
+    # in sandbox terms: the identity's directory mounted read-only, the URL naming it there
     (mount,) = access.mounts
-    assert mount.source == str(Path(gateway.socket_path).parent) and mount.read_only
-    assert access.env["HGM_LLM_URL"] == f"{mount.target}/{Path(gateway.socket_path).name}"
+    assert again.mounts == access.mounts  # equal tags share one identity
+    assert Path(mount.source).parent == Path(gateway.socket_path).parent and mount.read_only
+    assert access.env["HGM_LLM_URL"] == f"{mount.target}/llm.sock"
     assert not any("KEY" in k or "sk-" in v for k, v in access.env.items())
+    assert not Path(mount.source).exists()  # closing the gateway removed every identity
 
 
 def test_redact_hides_secret_values_and_their_tails() -> None:

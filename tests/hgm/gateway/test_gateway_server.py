@@ -116,16 +116,19 @@ def test_budget_exceeded_answers_402_budget_error(write_script: Callable, gatewa
         tag_budgets={"node": BudgetLimit(tokens=150)},
     )
     gateway, records = gateway_factory(config)
-    assert chat(gateway.url, USER, tags={"node": "1"})[0] == 200  # ~105 tokens
-    assert chat(gateway.url, USER, tags={"node": "1"})[0] == 200  # crosses the limit, allowed to finish
+    # a call reserves its worst case first (prompt + max_tokens): without max_tokens the model's
+    # default cap (4096) could never fit under 150 tokens
     status, body = chat(gateway.url, USER, tags={"node": "1"})
+    assert status == 402 and "would be crossed" in body["error"]["message"]
+    assert chat(gateway.url, USER, tags={"node": "1"}, max_tokens=110)[0] == 200  # ~105 tokens
+    status, body = chat(gateway.url, USER, tags={"node": "1"}, max_tokens=110)  # could cross: refused
     assert status == 402
     assert body == {
         "error": {"message": body["error"]["message"], "type": "budget_exceeded", "code": "budget_exceeded", "param": None}
     }
     assert "node=1" in body["error"]["message"]
     assert records[-1].status == 402 and records[-1].attempts == 0
-    assert chat(gateway.url, USER, tags={"node": "2"})[0] == 200  # other nodes are unaffected
+    assert chat(gateway.url, USER, tags={"node": "2"}, max_tokens=110)[0] == 200  # other nodes are unaffected
 
 
 def test_run_cost_budget(gateway_factory: Callable) -> None:
@@ -219,7 +222,11 @@ def test_socket_is_world_connectable_and_removed_on_close(write_script: Callable
     with start_gateway(GatewayConfig(model=f"scripted:{write_script([])}")) as gateway:
         path = gateway.socket_path
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o777
-        assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o755
+        # reachable by path, but not listable: the identity sockets inside stay unknown to others
+        assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o711
+        identity = gateway.access({"job": "j1"}).host_env()["HGM_LLM_URL"]
+        assert stat.S_IMODE(os.stat(identity).st_mode) == 0o777
+        assert stat.S_IMODE(os.stat(os.path.dirname(identity)).st_mode) == 0o755
     assert not os.path.exists(path) and not os.path.exists(os.path.dirname(path))
     with pytest.raises(OSError):
         chat(path, USER, timeout=2)

@@ -127,7 +127,8 @@ def _service(tmp_path: Path, **budget: object) -> NodeService:
 
 def _call(service: NodeService, job: str) -> None:
     url = service.endpoint()["url"]
-    chat(url, "hgm", [{"role": "user", "content": "hello"}], {"job": job, "node": "0", "purpose": "solve"})
+    # a small reply cap: the gateway reserves a call's worst case (prompt + max_tokens) against the cap
+    chat(url, "hgm", [{"role": "user", "content": "hello"}], {"job": job, "node": "0", "purpose": "solve"}, max_tokens=5)
 
 
 def test_node_service_hands_each_call_record_over_once(tmp_path: Path) -> None:
