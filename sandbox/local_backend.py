@@ -112,22 +112,41 @@ def _kill_tree(pgid: int | None, token: str) -> None:
                     pass
 
 
-def _kill_marked(needle: bytes) -> None:
-    """SIGKILL every process whose environment holds the entry `needle` (and its group)."""
+def _kill_marked(needle: bytes, rounds: int = 100) -> None:
+    """SIGKILL every process whose environment holds the entry `needle`, and its group.
+
+    Scans again until a scan finds none: a process may fork a new command (in a process
+    group of its own) between one scan and its kill.
+    """
+    own_group = os.getpgrp()
+    for _ in range(rounds):
+        found = _marked(needle)
+        if not found:
+            return
+        for pid in found:
+            try:
+                group = os.getpgid(pid)
+                if group != own_group:
+                    os.killpg(group, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.02)
+
+
+def _marked(needle: bytes) -> list[int]:
+    """Live processes whose environment holds the entry `needle` (zombies have none)."""
+    found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
             with open(f"/proc/{entry.name}/environ", "rb") as fh:
-                if needle not in fh.read().split(b"\0"):
-                    continue
+                if needle in fh.read().split(b"\0"):
+                    found.append(int(entry.name))
         except OSError:
             continue
-        for kill in (lambda p: os.killpg(p, signal.SIGKILL), lambda p: os.kill(p, signal.SIGKILL)):
-            try:
-                kill(int(entry.name))
-            except (ProcessLookupError, PermissionError):
-                pass
+    return found
 
 
 def _parts(path: str) -> list[str]:

@@ -18,7 +18,7 @@ from test_run_e2e import TASKS, hgm, rows
 def run_with_bank(tmp_path: Path, name: str, bank: Path) -> dict:
     script = write_script(tmp_path / "script.json")
     done = hgm("run", "--run-dir", str(tmp_path / name), "--model", f"scripted:{script}", "--sandbox", "local",
-               "--tasks", TASKS, "--budget-evals", "6", "--workers", "1", "--seed", "3", "--memory", str(bank),
+               "--tasks", TASKS, "--budget-evals", "4", "--workers", "1", "--seed", "3", "--memory", str(bank),
                "--json")
     return json.loads(done.stdout)
 

@@ -124,8 +124,8 @@ def _shape(run_dir: Path) -> tuple:
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_seeded_runs_with_a_scripted_model_repeat(tmp_path: Path) -> None:
-    a, _ = evolve(tmp_path, "local", budget=6, workers=1, seed=7, name="a")
-    b, _ = evolve(tmp_path, "local", budget=6, workers=1, seed=7, name="b")
+    a, _ = evolve(tmp_path, "local", budget=4, workers=1, seed=7, name="a")
+    b, _ = evolve(tmp_path, "local", budget=4, workers=1, seed=7, name="b")
     assert _shape(a) == _shape(b)
     assert len(_shape(a)[0]) >= 2
 
