@@ -71,7 +71,7 @@ class ShellTest(unittest.TestCase):
         self.assertEqual(obs["output"].strip(), "done")
 
     def test_timeout_kills_the_whole_group(self):
-        self.shell.timeout = 1
+        self.shell.timeout = 0.5
         pidfile = os.path.join(self.dir, "bg.pid")
         started = time.monotonic()
         obs = self.shell.run(f"sleep 300 & echo $! > {pidfile}; echo started; sleep 300")
@@ -113,7 +113,7 @@ class ShellTest(unittest.TestCase):
         self.assertLess(time.monotonic() - started, 20)
 
     def test_endless_flood_times_out(self):
-        self.shell.timeout = 1
+        self.shell.timeout = 0.3
         obs = self.shell.run("yes")
         self.assertTrue(obs["timed_out"])
         self.assertLess(len(obs["output"]), 1200)

@@ -91,7 +91,7 @@ def test_engine_restart_container_kill_and_engine_gone(tmp_path: Path, require_o
 
         # 1. the engine restarts mid-evaluation
         proc = hgm("run", "--run-dir", str(run_dir), "--config", str(config), "--model", f"scripted:{script}",
-                   "--sandbox", "docker", "--tasks", TASKS, "--budget-evals", "3", "--workers", "1")
+                   "--sandbox", "docker", "--tasks", TASKS, "--budget-evals", "2", "--workers", "1")
         wait_for_solving(run_dir, proc, engine)
         before = pairs(run_dir)
         down = time.time()
@@ -104,11 +104,11 @@ def test_engine_restart_container_kill_and_engine_gone(tmp_path: Path, require_o
         assert summary["status"] == "finished" and summary["stop_reason"] == "budget_evals"
         infra = rows(run_dir, "SELECT started, finished, detail FROM evaluations WHERE status = 'error_infra'")
         assert any(s <= down <= f for s, f, _ in infra), infra  # the broken evaluation, recorded unscored
-        check(run_dir, 3, [down], before)
+        check(run_dir, 2, [down], before)
         assert engine.containers(label) == []
 
         # 2. a sandbox container is killed from outside
-        proc = hgm("resume", str(run_dir), "--budget-evals", "5")
+        proc = hgm("resume", str(run_dir), "--budget-evals", "3")
         name = wait_for_solving(run_dir, proc, engine)
         before = pairs(run_dir)
         killed = time.time()
@@ -118,11 +118,11 @@ def test_engine_restart_container_kill_and_engine_gone(tmp_path: Path, require_o
         infra = rows(run_dir, "SELECT started, finished, detail FROM evaluations WHERE status = 'error_infra'")
         assert any(s <= killed <= f and ("stopped from outside" in d or "removed from outside" in d)
                    for s, f, d in infra), infra
-        check(run_dir, 5, [down, killed], before)
+        check(run_dir, 3, [down, killed], before)
         assert engine.containers(label) == []
 
         # 3. the engine goes for good: a bounded wait, one clear message, then resume
-        proc = hgm("resume", str(run_dir), "--budget-evals", "7")
+        proc = hgm("resume", str(run_dir), "--budget-evals", "4")
         wait_for_solving(run_dir, proc, engine)
         before = pairs(run_dir)
         gone = time.time()
@@ -137,7 +137,7 @@ def test_engine_restart_container_kill_and_engine_gone(tmp_path: Path, require_o
         done = subprocess.run([sys.executable, "-m", "hgm", "resume", str(run_dir), "--json"], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stderr[-3000:]
-        check(run_dir, 7, [down, killed, gone], before)
+        check(run_dir, 4, [down, killed, gone], before)
         assert engine.containers(label) == []
     finally:
         engine.close()
