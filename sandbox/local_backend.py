@@ -85,31 +85,12 @@ NETWORK_NOT_CUT = "NETWORK NOT CUT (unshare not permitted)"
 
 def _kill_tree(pgid: int | None, token: str) -> None:
     """SIGKILL the process group and every process whose environment carries the token."""
-    needle = f"HGM_EXEC_ID={token}".encode()
-    for _ in range(4):
-        if pgid is not None:
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        found = []
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/environ", "rb") as fh:
-                    if needle in fh.read().split(b"\0"):
-                        found.append(int(entry.name))
-            except OSError:
-                continue
-        if not found:
-            return
-        for pid in found:
-            for kill in (lambda p: os.killpg(p, signal.SIGKILL), lambda p: os.kill(p, signal.SIGKILL)):
-                try:
-                    kill(pid)
-                except (ProcessLookupError, PermissionError):
-                    pass
+    if pgid is not None:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    _kill_marked(f"HGM_EXEC_ID={token}".encode())
 
 
 def _kill_marked(needle: bytes, rounds: int = 100) -> None:
