@@ -1,8 +1,9 @@
-"""Helpers for archive tests: a small agent tree, and a snapshot proving nothing was written."""
+"""Helpers for archive tests: a small agent tree, a snapshot proving nothing was written, older schemas."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 
@@ -48,3 +49,56 @@ def fill_disk(directory: Path) -> Path:
             except OSError:
                 pass
     return filler
+
+
+# What undoes each migration: UNDO[v] turns a database of schema v + 1 back into one of schema v.
+UNDO = {
+    3: "DROP TABLE memory_uses; DROP TABLE memory_fts; DROP TABLE memory;",
+    2: """
+        DROP TABLE attempts;
+        CREATE TABLE nodes_v1 (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES nodes(id),
+            commit_sha TEXT NOT NULL, created REAL NOT NULL, status TEXT NOT NULL DEFAULT 'active',
+            operator TEXT NOT NULL DEFAULT '', lesson TEXT NOT NULL DEFAULT '', diagnosis TEXT NOT NULL DEFAULT '');
+        INSERT INTO nodes_v1 SELECT id, parent_id, commit_sha, created, status, operator, lesson, diagnosis FROM nodes;
+        DROP TABLE nodes;
+        ALTER TABLE nodes_v1 RENAME TO nodes;
+        CREATE INDEX nodes_parent ON nodes(parent_id);
+        CREATE TABLE expansions_v1 (id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL REFERENCES nodes(id),
+            child_id INTEGER REFERENCES nodes(id), status TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
+            cost_usd REAL NOT NULL DEFAULT 0, tokens INTEGER NOT NULL DEFAULT 0, started REAL, finished REAL NOT NULL,
+            lesson TEXT NOT NULL DEFAULT '', diagnosis TEXT NOT NULL DEFAULT '');
+        INSERT INTO expansions_v1 SELECT id, parent_id, child_id, status, reason, cost_usd, tokens, started, finished,
+            lesson, diagnosis FROM expansions;
+        DROP TABLE expansions;
+        ALTER TABLE expansions_v1 RENAME TO expansions;""",
+    1: """
+        DROP TABLE ledger;
+        CREATE TABLE ev1 (
+            id INTEGER PRIMARY KEY, node_id INTEGER NOT NULL REFERENCES nodes(id), task_id TEXT NOT NULL,
+            utility INTEGER CHECK (utility IN (0, 1)),
+            status TEXT NOT NULL CHECK (status IN ('resolved', 'unresolved', 'empty_patch', 'patch_failed',
+                                                  'timeout', 'error_infra', 'abandoned')),
+            started REAL, finished REAL NOT NULL, agent_s REAL, grade_s REAL, total_s REAL,
+            tokens INTEGER NOT NULL DEFAULT 0, cost_usd REAL NOT NULL DEFAULT 0, trajectory_path TEXT,
+            log_path TEXT, detail TEXT NOT NULL DEFAULT '',
+            CHECK ((utility = 1) = (status = 'resolved')),
+            CHECK ((utility IS NULL) = (status IN ('error_infra', 'abandoned'))));
+        INSERT INTO ev1 SELECT id, node_id, task_id, utility, status, started, finished, agent_s, grade_s,
+                               total_s, tokens, cost_usd, trajectory_path, log_path, detail FROM evaluations;
+        DROP TABLE evaluations;
+        ALTER TABLE ev1 RENAME TO evaluations;
+        CREATE INDEX evaluations_node ON evaluations(node_id);
+        CREATE UNIQUE INDEX evaluations_measured ON evaluations(node_id, task_id) WHERE utility IS NOT NULL;""",
+}
+
+
+def downgrade(db_path: Path, version: int) -> None:
+    """Make a current database look exactly like one an older hgm wrote with schema `version`."""
+    current = max(UNDO) + 1
+    steps = "\n".join(UNDO[v] for v in range(current - 1, version - 1, -1))
+    conn = sqlite3.connect(db_path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == current, "UNDO does not start at this schema"
+        conn.executescript(f"PRAGMA foreign_keys = OFF; BEGIN; {steps}\nPRAGMA user_version = {version}; COMMIT;")
+    finally:
+        conn.close()

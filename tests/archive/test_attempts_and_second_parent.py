@@ -8,31 +8,7 @@ from pathlib import Path
 import pytest
 
 from archive import AttemptRecord, EvalRecord, ExpansionRecord, Run, UnknownNode
-from tests.archive.helpers import make_agent
-
-# schema 2's nodes and expansions (before trajectory evolution), to rebuild an older run
-V2_TABLES = """
-PRAGMA foreign_keys = OFF;
-DROP TABLE memory_uses;
-DROP TABLE memory_fts;
-DROP TABLE memory;
-DROP TABLE attempts;
-CREATE TABLE nodes_v1 (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES nodes(id), commit_sha TEXT NOT NULL,
-    created REAL NOT NULL, status TEXT NOT NULL DEFAULT 'active', operator TEXT NOT NULL DEFAULT '',
-    lesson TEXT NOT NULL DEFAULT '', diagnosis TEXT NOT NULL DEFAULT '');
-INSERT INTO nodes_v1 SELECT id, parent_id, commit_sha, created, status, operator, lesson, diagnosis FROM nodes;
-DROP TABLE nodes;
-ALTER TABLE nodes_v1 RENAME TO nodes;
-CREATE TABLE expansions_v1 (id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL REFERENCES nodes(id),
-    child_id INTEGER REFERENCES nodes(id), status TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
-    cost_usd REAL NOT NULL DEFAULT 0, tokens INTEGER NOT NULL DEFAULT 0, started REAL, finished REAL NOT NULL,
-    lesson TEXT NOT NULL DEFAULT '', diagnosis TEXT NOT NULL DEFAULT '');
-INSERT INTO expansions_v1 SELECT id, parent_id, child_id, status, reason, cost_usd, tokens, started, finished,
-    lesson, diagnosis FROM expansions;
-DROP TABLE expansions;
-ALTER TABLE expansions_v1 RENAME TO expansions;
-PRAGMA user_version = 2;
-"""
+from tests.archive.helpers import downgrade, make_agent
 
 
 def _attempts() -> tuple[AttemptRecord, ...]:
@@ -81,9 +57,7 @@ def test_a_schema_2_run_opens_read_only_and_is_migrated_by_a_writer(run: Run, tm
     run.record_eval(EvalRecord(child, "t1", "resolved"))
     path = run.path
     run.close()
-    conn = sqlite3.connect(path / "hgm.db")
-    conn.executescript(V2_TABLES)
-    conn.close()
+    downgrade(path / "hgm.db", 2)
     with Run.open(path) as reader:  # read-only: no migration, yet everything reads
         tree = reader.tree()
         assert tree[child].parent_id == 0 and tree[child].second_parent_id is None and tree[child].evals == [1]

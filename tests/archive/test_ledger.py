@@ -10,7 +10,7 @@ import pytest
 
 from archive import AdmissionRecord, ArchiveError, EvalRecord, ExpansionRecord, Run, UnknownNode
 from archive import schema
-from tests.archive.helpers import make_agent
+from tests.archive.helpers import downgrade, make_agent
 
 CHECKS = ({"name": "size", "verdict": "pass", "reason": "12 bytes more"},)
 
@@ -85,60 +85,13 @@ def test_contaminated_is_not_a_measurement_and_flags_are_counted(run: Run) -> No
         EvalRecord(0, "t5", "resolved", flags=("two words",))
 
 
-def _downgrade_to_v1(db_path: Path) -> None:
-    """Make a current database look exactly like one written by schema 1."""
-    conn = sqlite3.connect(db_path)
-    conn.executescript("""
-        PRAGMA foreign_keys = OFF;
-        BEGIN;
-        DROP TABLE memory_uses;
-        DROP TABLE memory_fts;
-        DROP TABLE memory;
-        DROP TABLE ledger;
-        DROP TABLE attempts;
-        CREATE TABLE nodes_v1 (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES nodes(id),
-            commit_sha TEXT NOT NULL, created REAL NOT NULL, status TEXT NOT NULL DEFAULT 'active',
-            operator TEXT NOT NULL DEFAULT '', lesson TEXT NOT NULL DEFAULT '', diagnosis TEXT NOT NULL DEFAULT '');
-        INSERT INTO nodes_v1 SELECT id, parent_id, commit_sha, created, status, operator, lesson, diagnosis FROM nodes;
-        DROP TABLE nodes;
-        ALTER TABLE nodes_v1 RENAME TO nodes;
-        CREATE INDEX nodes_parent ON nodes(parent_id);
-        CREATE TABLE expansions_v1 (id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL REFERENCES nodes(id),
-            child_id INTEGER REFERENCES nodes(id), status TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
-            cost_usd REAL NOT NULL DEFAULT 0, tokens INTEGER NOT NULL DEFAULT 0, started REAL, finished REAL NOT NULL,
-            lesson TEXT NOT NULL DEFAULT '', diagnosis TEXT NOT NULL DEFAULT '');
-        INSERT INTO expansions_v1 SELECT id, parent_id, child_id, status, reason, cost_usd, tokens, started, finished,
-            lesson, diagnosis FROM expansions;
-        DROP TABLE expansions;
-        ALTER TABLE expansions_v1 RENAME TO expansions;
-        CREATE TABLE ev1 (
-            id INTEGER PRIMARY KEY, node_id INTEGER NOT NULL REFERENCES nodes(id), task_id TEXT NOT NULL,
-            utility INTEGER CHECK (utility IN (0, 1)),
-            status TEXT NOT NULL CHECK (status IN ('resolved', 'unresolved', 'empty_patch', 'patch_failed',
-                                                  'timeout', 'error_infra', 'abandoned')),
-            started REAL, finished REAL NOT NULL, agent_s REAL, grade_s REAL, total_s REAL,
-            tokens INTEGER NOT NULL DEFAULT 0, cost_usd REAL NOT NULL DEFAULT 0, trajectory_path TEXT,
-            log_path TEXT, detail TEXT NOT NULL DEFAULT '',
-            CHECK ((utility = 1) = (status = 'resolved')),
-            CHECK ((utility IS NULL) = (status IN ('error_infra', 'abandoned'))));
-        INSERT INTO ev1 SELECT id, node_id, task_id, utility, status, started, finished, agent_s, grade_s,
-                               total_s, tokens, cost_usd, trajectory_path, log_path, detail FROM evaluations;
-        DROP TABLE evaluations;
-        ALTER TABLE ev1 RENAME TO evaluations;
-        CREATE INDEX evaluations_node ON evaluations(node_id);
-        CREATE UNIQUE INDEX evaluations_measured ON evaluations(node_id, task_id) WHERE utility IS NOT NULL;
-        PRAGMA user_version = 1;
-        COMMIT;""")
-    conn.close()
-
-
 def test_a_schema_1_run_opens_for_reading_and_migrates_for_writing(run: Run, tmp_path: Path) -> None:
     node = run.add_node(0, child(tmp_path, "a", "a\n"))
     run.record_eval(EvalRecord(node, "t1", "resolved", detail="old"))
     run.record_eval(EvalRecord(0, "t1", "error_infra"))
     path = run.path
     run.close()
-    _downgrade_to_v1(path / "hgm.db")
+    downgrade(path / "hgm.db", 1)
     with Run.open(path) as reader:  # readers never migrate, yet see everything an old run has
         assert reader.schema_version == 1
         tree = reader.tree()

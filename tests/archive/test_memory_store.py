@@ -10,7 +10,7 @@ import pytest
 
 from archive import AdmissionRecord, ArchiveError, ExpansionRecord, Run, schema
 from archive.memory import ExpansionMemory, MemoryBank, MemoryItem, fts_query
-from tests.archive.helpers import make_agent
+from tests.archive.helpers import downgrade, make_agent
 
 
 def item(uid: str, title: str, **kw) -> MemoryItem:
@@ -69,17 +69,10 @@ def test_retiring_a_node_marks_the_items_of_its_clade_only(run: Run, tmp_path: P
     assert {i.uid for i in run.memory_search("alpha beta gamma delta", 10)} == {"about-c", "other-run"}
 
 
-def _downgrade_to_v3(db: Path) -> None:
-    conn = sqlite3.connect(db)
-    conn.executescript("BEGIN; DROP TABLE memory_uses; DROP TABLE memory_fts; DROP TABLE memory;"
-                       " PRAGMA user_version = 3; COMMIT;")
-    conn.close()
-
-
 def test_a_schema_3_run_reads_without_memory_and_migrates_for_writing(run: Run) -> None:
     path = run.path
     run.close()
-    _downgrade_to_v3(path / "hgm.db")
+    downgrade(path / "hgm.db", 3)
     with Run.open(path) as reader:
         assert reader.schema_version == 3 and reader.memory() == [] and reader.memory_search("x y", 3) == []
     with Run.open(path, writable=True) as writer:
