@@ -10,31 +10,19 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from run_db import measured_pairs, rows
 from scripted import write_script
 
 from tests.archive.helpers import fill_disk
 
 REPO = Path(__file__).resolve().parents[2]
 TASKS = "hgm-mini__iniconf-1,hgm-mini__iniconf-2,hgm-mini__iniconf-3"
-
-
-def query(run_dir: Path, sql: str) -> list[tuple]:
-    conn = sqlite3.connect(f"file:{run_dir / 'hgm.db'}?mode=ro", uri=True, timeout=10)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
-
-
-def measured(run_dir: Path) -> set[tuple[int, str]]:
-    return set(query(run_dir, "SELECT node_id, task_id FROM evaluations WHERE utility IS NOT NULL"))
 
 
 @pytest.mark.e2e
@@ -55,11 +43,11 @@ def test_a_disk_that_fills_up_stops_the_run_cleanly_and_resume_finishes_it(tmp_p
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 600
-    while not (run_dir / "hgm.db").exists() or len(measured(run_dir)) < 2:
+    while not (run_dir / "hgm.db").exists() or len(measured_pairs(run_dir)) < 2:
         assert proc.poll() is None, proc.stderr.read()[-3000:]
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    before = measured(run_dir)
+    before = measured_pairs(run_dir)
     filler = fill_disk(disk)
     full_at = time.time()
     out, err = proc.communicate(timeout=300)
@@ -70,19 +58,19 @@ def test_a_disk_that_fills_up_stops_the_run_cleanly_and_resume_finishes_it(tmp_p
     assert str(disk) in line
     summary = json.loads(out)
     assert summary["stop_reason"] == "disk_full" and summary["status"] == "stopped"
-    assert query(run_dir, "PRAGMA integrity_check")[0][0] == "ok"
-    assert query(run_dir, "SELECT status FROM run")[0][0] == "stopped"  # the reserve left room for it
-    after_stop = measured(run_dir)
+    assert rows(run_dir, "PRAGMA integrity_check")[0][0] == "ok"
+    assert rows(run_dir, "SELECT status FROM run")[0][0] == "stopped"  # the reserve left room for it
+    after_stop = measured_pairs(run_dir)
     assert before <= after_stop
     # nothing the full disk broke was scored: no measured evaluation finished after the disk filled
-    late = query(run_dir, f"SELECT node_id, task_id, status FROM evaluations WHERE finished > {full_at}")
+    late = rows(run_dir, f"SELECT node_id, task_id, status FROM evaluations WHERE finished > {full_at}")
     assert all(status in ("abandoned", "error_infra") for _, _, status in late), late
-    assert query(run_dir, f"SELECT COUNT(*) FROM expansions WHERE status = 'failed' AND finished > {full_at}")[0][0] == 0
+    assert rows(run_dir, f"SELECT COUNT(*) FROM expansions WHERE status = 'failed' AND finished > {full_at}")[0][0] == 0
 
     filler.unlink()
     done = subprocess.run([sys.executable, "-m", "hgm", "resume", str(run_dir), "--json"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    final = query(run_dir, "SELECT node_id, task_id FROM evaluations WHERE utility IS NOT NULL")
+    final = rows(run_dir, "SELECT node_id, task_id FROM evaluations WHERE utility IS NOT NULL")
     assert len(final) == 4 and len(set(final)) == 4 and after_stop <= set(final)
     assert json.loads(done.stdout)["status"] == "finished"

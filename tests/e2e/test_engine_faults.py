@@ -15,7 +15,6 @@ container of the run is left.
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -24,18 +23,11 @@ from pathlib import Path
 
 import pytest
 from private_docker import PrivateDocker
+from run_db import measured_pairs, rows
 from scripted import write_script
 
 REPO = Path(__file__).resolve().parents[2]
 TASKS = "hgm-mini__iniconf-2,hgm-mini__iniconf-3"  # unsolved by the script: each solve sleeps in its sandbox
-
-
-def rows(run_dir: Path, sql: str) -> list[tuple]:
-    conn = sqlite3.connect(f"file:{run_dir / 'hgm.db'}?mode=ro", uri=True, timeout=10)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def wait_for_solving(run_dir: Path, proc: subprocess.Popen, engine: PrivateDocker, timeout: float = 600) -> str:
@@ -50,10 +42,6 @@ def wait_for_solving(run_dir: Path, proc: subprocess.Popen, engine: PrivateDocke
             return names[0]
         time.sleep(0.3)
     raise AssertionError("no evaluation started in time")
-
-
-def pairs(run_dir: Path) -> set[tuple[int, str]]:
-    return set(rows(run_dir, "SELECT node_id, task_id FROM evaluations WHERE utility IS NOT NULL"))
 
 
 def check(run_dir: Path, budget: int, faults: list[float], before: set[tuple[int, str]]) -> None:
@@ -93,7 +81,7 @@ def test_engine_restart_container_kill_and_engine_gone(tmp_path: Path, require_o
         proc = hgm("run", "--run-dir", str(run_dir), "--config", str(config), "--model", f"scripted:{script}",
                    "--sandbox", "docker", "--tasks", TASKS, "--budget-evals", "2", "--workers", "1")
         wait_for_solving(run_dir, proc, engine)
-        before = pairs(run_dir)
+        before = measured_pairs(run_dir)
         down = time.time()
         engine.stop()
         time.sleep(4)
@@ -110,7 +98,7 @@ def test_engine_restart_container_kill_and_engine_gone(tmp_path: Path, require_o
         # 2. a sandbox container is killed from outside
         proc = hgm("resume", str(run_dir), "--budget-evals", "3")
         name = wait_for_solving(run_dir, proc, engine)
-        before = pairs(run_dir)
+        before = measured_pairs(run_dir)
         killed = time.time()
         assert engine.docker("kill", name, timeout=60).returncode == 0
         out, err = proc.communicate(timeout=900)
@@ -124,7 +112,7 @@ def test_engine_restart_container_kill_and_engine_gone(tmp_path: Path, require_o
         # 3. the engine goes for good: a bounded wait, one clear message, then resume
         proc = hgm("resume", str(run_dir), "--budget-evals", "4")
         wait_for_solving(run_dir, proc, engine)
-        before = pairs(run_dir)
+        before = measured_pairs(run_dir)
         gone = time.time()
         engine.stop()
         out, err = proc.communicate(timeout=300)

@@ -11,8 +11,9 @@ import json
 from pathlib import Path
 
 import pytest
+from run_db import rows
 from scripted import write_script
-from test_run_e2e import TASKS, hgm, rows
+from test_run_e2e import TASKS, hgm
 
 
 def run_with_bank(tmp_path: Path, name: str, bank: Path) -> dict:

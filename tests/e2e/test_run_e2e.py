@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from run_db import rows
 from scripted import MARKER, SOLVED_TASK, write_script
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,14 +29,6 @@ def hgm(*args: str, timeout: float = 900, check: bool = True, env: dict[str, str
     if check and done.returncode != 0:
         raise AssertionError(f"hgm {' '.join(args)} exited {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return done
-
-
-def rows(run_dir: Path, sql: str) -> list[tuple]:
-    conn = sqlite3.connect(f"file:{run_dir / 'hgm.db'}?mode=ro", uri=True)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def evolve(tmp_path: Path, sandbox: str, budget: int = 12, workers: int = 2, seed: int = 0,
