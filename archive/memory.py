@@ -232,8 +232,8 @@ def search(conn: sqlite3.Connection, text: str, limit: int, *, include_retired: 
         return []
     weights = ", ".join(str(w) for w in BM25_WEIGHTS)
     sql = (
-        f"SELECT memory.* FROM memory_fts JOIN memory ON memory.id = memory_fts.rowid"
-        f" WHERE memory_fts MATCH ?" + ("" if include_retired else " AND memory.retired = 0")
+        "SELECT memory.* FROM memory_fts JOIN memory ON memory.id = memory_fts.rowid"
+        " WHERE memory_fts MATCH ?" + ("" if include_retired else " AND memory.retired = 0")
         + f" ORDER BY bm25(memory_fts, {weights}), memory.id DESC LIMIT ?"
     )
     return [MemoryItem.from_row(r) for r in _rows(conn, sql, (query, limit))]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Iterable
 
 MODES = ("strip", "reject", "allow")
 DEFAULT_MODE = "strip"
@@ -170,12 +169,6 @@ def check_mode(mode: str) -> str:
 
 def flag(mode: str) -> str:
     return FLAG_PREFIX + mode
-
-
-def paths_of(patch: str) -> Iterable[str]:
-    """Every path a patch names (all sections)."""
-    for section in split_patch(patch)[1]:
-        yield from section.paths
 
 
 __all__ = ["DEFAULT_MODE", "FLAG_PREFIX", "HiddenTests", "MODES", "Screened", "check_mode", "flag", "screen", "split_patch"]

@@ -193,7 +193,6 @@ def register(app: typer.Typer) -> None:
         if not summaries:
             typer.echo(f"no runs in {directory}")
             return
-        from rich.console import Console
         from rich.table import Table
 
         table = Table(title=f"runs in {directory}")
@@ -257,7 +256,6 @@ def register(app: typer.Typer) -> None:
                 }
             )
             return
-        from rich.console import Console
         from rich.table import Table
 
         best_id = best["node"] if best else None

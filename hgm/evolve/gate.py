@@ -30,8 +30,6 @@ from hgm.evolve import behaviour, capabilities, protected
 from hgm.evolve.agent_files import Change, compare, in_package, is_binary, line_count, tree_digest
 from hgm.evolve.behaviour import TestSandbox
 
-VERDICTS = ("pass", "fail", "warn", "skip")
-STATIC_CHECKS = ("changes", "outside_package", "protected", "binary", "size", "capabilities")
 SANDBOX_CHECKS = ("own_tests", "weakened_tests")
 MAX_LISTED = 8
 
